@@ -1,0 +1,3 @@
+from funcemu.cli import main
+
+raise SystemExit(main())
