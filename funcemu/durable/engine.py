@@ -1,15 +1,37 @@
-"""The durable dispatcher: runs orchestration episodes and activities, applies actions, checkpoints.
+"""The durable dispatcher: event driven, one episode per instance at a time, all pending messages at once.
 
-(Interface first; the body is being written. `durable/api.py` calls only the public methods below.)
+A message for an instance wakes the orchestration loop at once (no polling in one process). The loop
+hands every ready instance to `Episodes.run`, which applies all its visible messages in one replay
+episode and checkpoints atomically. Activities run from their own loop under their own limit.
+This module never imports aiohttp: `durable/api.py` is the HTTP face.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from funcemu.durable.store.base import InstanceQuery, InstanceState, Store
+from funcemu.durable import history as h
+from funcemu.durable.clock import Clock, VirtualClock
+from funcemu.durable.registry import DurableRegistry
+from funcemu.durable.store.base import (
+    ActivityItem,
+    InstanceQuery,
+    InstanceState,
+    Message,
+    RuntimeStatus,
+    Store,
+)
 from funcemu.errors import FuncemuError
+
+log = logging.getLogger("funcemu.durable")
+MAX_INSTANCE_ID_LENGTH = 256
+_BAD_ID_CHARS = re.compile(r"[/\\?#\x00-\x1f\x7f]")
+ActivityRunner = Callable[[ActivityItem], Awaitable[Message]]
 
 
 class EngineError(FuncemuError):
@@ -17,8 +39,7 @@ class EngineError(FuncemuError):
 
 
 class UnknownOrchestratorError(EngineError):
-    """Message text is the host's: "The function '<fn>' doesn't exist, is disabled, or is not an
-    orchestrator function. Additional info: The following are the known orchestrator functions: 'a', 'b'." """
+    pass
 
 
 class InstanceNotFoundError(EngineError):
@@ -29,62 +50,273 @@ class InvalidStateError(EngineError):
     """The operation is not allowed in the instance's current status (410 or 500, by operation)."""
 
 
+def validate_instance_id(instance_id: str) -> None:
+    """The host's rules (DurableClient.StartNewAsync); a violation is an ArgumentException (400)."""
+    if not instance_id or instance_id.isspace():
+        raise ValueError("Instance ID must not be null or whitespace.")
+    if instance_id.startswith("@"):
+        raise ValueError(f"Orchestration instance ids must not start with @. Instance ID: '{instance_id}'.")
+    if _BAD_ID_CHARS.search(instance_id):
+        raise ValueError(f"Instance ID '{instance_id}' contains invalid characters: the characters /, \\, ?, # "
+                         "and control characters are not allowed.")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise ValueError(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
+
+
 class Engine:
-    hub_name: str
-    store: Store
+    def __init__(self, store: Store, clock: Clock, registry: DurableRegistry, hub_name: str,
+                 run_activity: ActivityRunner, *, max_activities: int = 20, max_orchestrations: int = 20,
+                 poll_interval: float | None = None) -> None:
+        from funcemu.durable.episodes import Episodes
+
+        self.store, self.clock, self.registry, self.hub_name = store, clock, registry, hub_name
+        self.run_activity = run_activity
+        self.max_activities, self.max_orchestrations = max_activities, max_orchestrations
+        self.poll_interval = poll_interval
+        self.episodes = Episodes(self)
+        self._wake = asyncio.Event()
+        self._activity_wake = asyncio.Event()
+        self._changed: dict[str, asyncio.Event] = {}
+        self._running_instances: dict[str, asyncio.Task[None]] = {}
+        self._running_activities: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self.errors: list[BaseException] = []
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.release_activity_leases()
+        self._loops = [asyncio.create_task(self._orchestration_loop(), name="funcemu-orchestrations"),
+                       asyncio.create_task(self._activity_loop(), name="funcemu-activities")]
+
+    async def stop(self) -> None:
+        tasks = [*self._loops, *self._running_instances.values(), *self._running_activities]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def now(self) -> datetime:
-        """The engine clock (real or virtual), timezone-aware UTC."""
-        raise NotImplementedError
+        return self.clock.now()
 
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_activities(self) -> None:
+        self._activity_wake.set()
+
+    def notify_changed(self, instance_id: str) -> None:
+        event = self._changed.pop(instance_id, None)
+        if event is not None:
+            event.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self._running_instances and not self._running_activities
+
+    # ---- loops --------------------------------------------------------------------------------
+    async def _orchestration_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._dispatch_ready()
+                timeout = await self._idle_timeout()
+            except Exception as exc:  # a store failure must not kill the loop; retry shortly
+                log.exception("durable dispatcher error")
+                self.errors.append(exc)
+                timeout = 1.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _dispatch_ready(self) -> None:
+        free = self.max_orchestrations - len(self._running_instances)
+        if free <= 0:
+            return
+        ready = await self.store.ready_instances(self.now(), free + len(self._running_instances))
+        for instance_id in ready:
+            if instance_id in self._running_instances or free <= 0:
+                continue
+            free -= 1
+            task = asyncio.create_task(self._run_instance(instance_id))
+            self._running_instances[instance_id] = task
+
+    async def _run_instance(self, instance_id: str) -> None:
+        try:
+            await self.episodes.run(instance_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("episode of instance '%s' failed", instance_id)
+            self.errors.append(exc)
+        finally:
+            self._running_instances.pop(instance_id, None)
+            self._wake.set()
+
+    async def _idle_timeout(self) -> float | None:
+        """How long to sleep: until the next timer, jumping virtual time when nothing else can run."""
+        next_time = await self.store.next_visible_time()
+        timeout = None if next_time is None else self.clock.seconds_until(next_time)
+        if next_time is not None and self.idle and isinstance(self.clock, VirtualClock) and self.clock.auto_skip:
+            if not await self.store.ready_instances(self.now(), 1):
+                self.clock.jump_to(next_time)
+                timeout = 0.0
+        if self.poll_interval is not None:
+            timeout = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        return timeout
+
+    async def _activity_loop(self) -> None:
+        while True:
+            self._activity_wake.clear()
+            free = self.max_activities - len(self._running_activities)
+            try:
+                items = await self.store.fetch_activities(free) if free > 0 else []
+            except Exception as exc:
+                log.exception("activity dispatcher error")
+                self.errors.append(exc)
+                items = []
+            for item in items:
+                task = asyncio.create_task(self._run_activity(item))
+                self._running_activities.add(task)
+            timeout = self.poll_interval if free > 0 and not items else None
+            if items and len(items) == free:
+                continue
+            try:
+                await asyncio.wait_for(self._activity_wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _run_activity(self, item: ActivityItem) -> None:
+        try:
+            result = await self.run_activity(item)
+            await self.store.complete_activity(item, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("activity '%s' of instance '%s' could not complete", item.name, item.instance_id)
+            self.errors.append(exc)
+        finally:
+            self._running_activities.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._activity_wake.set()
+            self._wake.set()
+
+    # ---- public operations (the management API and the SDK client call these) ----------------
     def orchestrator_names(self) -> list[str]:
-        raise NotImplementedError
+        return self.registry.orchestrator_names()
 
     async def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> str:
-        """Start (or replace) an instance. `input_text` is stored as ExecutionStarted.Input (JSON text
-        of the value, so a Python-client start stores a JSON string holding JSON text). Raises
-        UnknownOrchestratorError, ValueError (invalid instance id). Returns the instance id."""
-        raise NotImplementedError
+        spec = self.registry.orchestrator(name)
+        if spec is None:
+            raise UnknownOrchestratorError(self.registry.unknown_orchestrator_message(name))
+        instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
+        validate_instance_id(instance_id)
+        await self._create(spec.durable_name, instance_id, input_text, parent=None)
+        return instance_id
+
+    async def _create(self, name: str, instance_id: str, input_text: str | None, parent: dict[str, Any] | None) -> None:
+        now = self.now()
+        execution_id = uuid.uuid4().hex
+        state = InstanceState(instance_id=instance_id, name=name, execution_id=execution_id,
+                              runtime_status=RuntimeStatus.Pending, created_time=now, last_updated_time=now,
+                              input=input_text)
+        start = h.execution_started(now, name, instance_id, execution_id, input_text, parent)
+        await self.store.create_instance(state, Message(instance_id, start, execution_id))
+        self.notify_changed(instance_id)
+        self.wake()
 
     async def get_instance(self, instance_id: str) -> InstanceState | None:
-        raise NotImplementedError
+        return await self.store.get_instance(instance_id)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        return await self.store.get_history(instance_id)
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
-        raise NotImplementedError
+        return await self.store.query_instances(query)
 
     async def purge(self, instance_ids: list[str]) -> int:
-        raise NotImplementedError
+        return await self.store.purge_instances(instance_ids)
+
+    async def _require(self, instance_id: str) -> InstanceState:
+        state = await self.store.get_instance(instance_id)
+        if state is None:
+            raise InstanceNotFoundError(f"No instance with ID '{instance_id}' found.")
+        return state
+
+    async def _send(self, instance_id: str, event: dict[str, Any]) -> None:
+        await self.store.send_messages([Message(instance_id, event)])
+        self.wake()
 
     async def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
-        """Raises InstanceNotFoundError, InvalidStateError (terminal: 410)."""
-        raise NotImplementedError
+        state = await self._require(instance_id)
+        if state.runtime_status.is_terminal:
+            raise InvalidStateError(f"Instance with ID {instance_id} is gone: either completed or failed")
+        await self._send(instance_id, h.event_raised(self.now(), name, input_text))
 
     async def terminate(self, instance_id: str, reason: str | None) -> None:
-        raise NotImplementedError
+        state = await self._require(instance_id)
+        if state.runtime_status.is_terminal:
+            raise InvalidStateError(f"Cannot terminate orchestration instance '{instance_id}' in the "
+                                    f"{state.runtime_status.value} state.")
+        await self._send(instance_id, h.execution_terminated(self.now(), reason))
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
-        raise NotImplementedError
+        state = await self._require(instance_id)
+        if state.runtime_status.is_terminal:
+            raise InvalidStateError(f"Instance '{instance_id}' is {state.runtime_status.value}.")
+        if state.runtime_status == RuntimeStatus.Suspended:
+            raise RuntimeError(f"Cannot suspend orchestration instance '{instance_id}' because it is already "
+                               "suspended.")
+        await self._send(instance_id, h.execution_suspended(self.now(), reason))
 
     async def resume(self, instance_id: str, reason: str | None) -> None:
-        raise NotImplementedError
+        state = await self._require(instance_id)
+        if state.runtime_status.is_terminal:
+            raise InvalidStateError(f"Instance '{instance_id}' is {state.runtime_status.value}.")
+        if state.runtime_status != RuntimeStatus.Suspended:
+            raise RuntimeError(f"Cannot resume orchestration instance '{instance_id}' because it is not "
+                               f"suspended (it is {state.runtime_status.value}).")
+        await self._send(instance_id, h.execution_resumed(self.now(), reason))
 
     async def rewind(self, instance_id: str, reason: str | None) -> None:
-        raise NotImplementedError
+        state = await self._require(instance_id)
+        if state.runtime_status in (RuntimeStatus.Completed, RuntimeStatus.Canceled, RuntimeStatus.Terminated):
+            raise InvalidStateError("The rewind operation is only supported on failed orchestration instances.")
+        if state.runtime_status != RuntimeStatus.Failed:
+            raise RuntimeError("The rewind operation is only supported on failed orchestration instances.")
+        await self.episodes.rewind(state, reason)
+        self.wake()
 
     async def restart(self, instance_id: str, new_instance_id: bool) -> str:
-        raise NotImplementedError
+        state = await self.store.get_instance(instance_id)
+        if state is None:
+            raise InstanceNotFoundError("InstanceId does not match a valid orchestration instance.")
+        target = uuid.uuid4().hex if new_instance_id else instance_id
+        await self._create(state.name, target, state.input, parent=None)
+        return target
 
     async def wait_for_completion(self, instance_id: str, timeout: float) -> InstanceState | None:
-        """Wait (event driven, no polling) until the instance is terminal or `timeout` seconds pass;
-        return its latest state."""
-        raise NotImplementedError
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = self._changed.setdefault(instance_id, asyncio.Event())
+            state = await self.store.get_instance(instance_id)
+            remaining = deadline - loop.time()
+            if state is None or state.runtime_status.is_terminal or remaining <= 0:
+                return state
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, self.poll_interval or remaining))
+            except asyncio.TimeoutError:
+                pass
 
     async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
-        raise NotImplementedError
+        from funcemu.durable.entities import entity_instance_id, request_event
+
+        if self.registry.entity(name) is None:
+            raise ValueError(f"The function '{name}' doesn't exist, is disabled, or is not an entity function.")
+        request = {"op": operation, "signal": True, "input": input_text, "id": str(uuid.uuid4())}
+        await self._send(entity_instance_id(name, key), request_event(self.now(), request))
 
     async def read_entity(self, name: str, key: str) -> str | None:
-        """The entity's state as JSON text, or None when it does not exist."""
-        raise NotImplementedError
+        from funcemu.durable.entities import entity_instance_id
+
+        state = await self.store.get_instance(entity_instance_id(name, key))
+        return state.output if state is not None else None

@@ -1,0 +1,283 @@
+"""Import function_app.py and index its FunctionApp the way the Python worker and the host do.
+
+Worker-side errors (import failure, no or several apps, duplicate names, parameter/binding mismatch)
+fail the whole app, as in the worker; host-side errors (bad function or binding names, route
+conflicts) drop only the function in error and are reported, as in the host.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import azure.functions as func
+
+from funcemu.errors import FuncemuError
+
+log = logging.getLogger("funcemu.app")
+
+SCRIPT_NAME_RULE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_\-]*\.py$")
+FUNCTION_NAME_RULE = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$", re.IGNORECASE)
+BINDING_NAME_RULE = re.compile(r"^(?!.*__)([a-zA-Z_][a-zA-Z0-9_]{0,127}|\$return)$")
+DURABLE_TRIGGERS = {"orchestrationTrigger": "orchestration", "activityTrigger": "activity",
+                    "entityTrigger": "entityName"}
+# Binding types funcemu can serve; anything else is refused at startup, naming function and binding.
+SUPPORTED_BINDINGS = {
+    "httpTrigger", "http", "orchestrationTrigger", "activityTrigger", "entityTrigger", "durableClient",
+    "timerTrigger", "queueTrigger", "blobTrigger", "queue", "blob", "table",
+}
+IMPORT_HINT = ("Cannot find module. Please check the requirements.txt file for the missing module. For more "
+               "info, please refer the troubleshooting guide: https://aka.ms/functions-modulenotfound. "
+               "Current sys.path: {path}")
+
+
+class AppLoadError(FuncemuError):
+    """function_app.py could not be indexed; the message carries the worker's text and the traceback."""
+
+    def __init__(self, script: Path, exc: BaseException, with_traceback: bool = True) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ImportError) and not isinstance(exc, FuncemuError):
+            text += ". " + IMPORT_HINT.format(path=sys.path)
+        trace = "".join(traceback.format_exception(exc)) if with_traceback else ""
+        super().__init__(f"Worker failed to index functions in {script}\nResult: Failure\n"
+                         f"Exception: {text}" + (f"\nStack: {trace}" if trace else ""))
+
+
+@dataclass
+class FunctionSpec:
+    """One indexed function: its bindings as the host sees them and how to call it."""
+
+    name: str
+    function: func.FunctionRegister | Any      # azure.functions decorators Function
+    callable: Callable[..., Any]
+    bindings: list[dict[str, Any]]
+    trigger: dict[str, Any]
+    directory: str
+    is_async: bool
+    needs_context: bool
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def trigger_type(self) -> str:
+        return str(self.trigger["type"])
+
+    @property
+    def is_http(self) -> bool:
+        return self.trigger_type == "httpTrigger"
+
+    @property
+    def route(self) -> str:
+        return str(self.trigger.get("route") or self.name)
+
+    @property
+    def methods(self) -> list[str] | None:
+        methods = self.trigger.get("methods")
+        return [str(m).upper() for m in methods] if methods else None
+
+    @property
+    def auth_level(self) -> str:
+        return str(self.trigger.get("authLevel") or "FUNCTION").lower()
+
+    @property
+    def durable_name(self) -> str:
+        """The name a durable trigger registers (`orchestration=`/`activity=`/`entityName=` or the function name)."""
+        key = DURABLE_TRIGGERS.get(self.trigger_type)
+        return str(self.trigger.get(key) or self.name) if key else self.name
+
+    @property
+    def input_bindings(self) -> list[dict[str, Any]]:
+        return [b for b in self.bindings if b.get("direction", "IN").upper() == "IN"]
+
+    @property
+    def output_bindings(self) -> list[dict[str, Any]]:
+        return [b for b in self.bindings if b.get("direction", "").upper() == "OUT"]
+
+    def binding(self, name: str) -> dict[str, Any] | None:
+        return next((b for b in self.bindings if b["name"] == name), None)
+
+
+@dataclass
+class IndexedApp:
+    script: Path
+    app: Any
+    functions: list[FunctionSpec]          # loaded functions, in host order (name, case-insensitive)
+    errors: dict[str, str]                 # function name -> host-side error (function not loaded)
+
+    def get(self, name: str) -> FunctionSpec | None:
+        return next((f for f in self.functions if f.name.lower() == name.lower()), None)
+
+
+def load_app(app_root: Path, script_file: str = "function_app.py",
+             allow: list[str] | None = None) -> IndexedApp:
+    """Import the script, find the one app, index and validate every function."""
+    script = app_root / script_file
+    if not SCRIPT_NAME_RULE.match(script_file):
+        raise AppLoadError(script, ValueError(f"Invalid file name: {script_file}"), with_traceback=False)
+    if not script.is_file():
+        raise AppLoadError(script, FileNotFoundError(
+            f"{script_file} not found in {app_root}: funcemu serves Python v2 programming model apps "
+            "(set PYTHON_SCRIPT_FILE_NAME for another script name)"), with_traceback=False)
+    module = _import_script(app_root, script)
+    app = _find_app(module, script)
+    try:
+        indexed = app.get_functions()
+        specs = [_spec(fn) for fn in indexed]
+    except Exception as exc:
+        raise AppLoadError(script, exc) from None
+    return _host_validate(script, app, specs, allow)
+
+
+def _import_script(app_root: Path, script: Path) -> Any:
+    root = str(app_root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    name = script.stem
+    sys.modules.pop(name, None)
+    try:
+        return importlib.import_module(name)
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
+            raise
+        raise AppLoadError(script, exc) from None
+
+
+def _find_app(module: Any, script: Path) -> Any:
+    apps = [getattr(module, attr) for attr in module.__dir__()
+            if isinstance(getattr(module, attr, None), func.FunctionRegister)]
+    if not apps:
+        raise AppLoadError(script, ValueError(
+            f"Could not find top level function app instances in {script.name}."), with_traceback=False)
+    if len(apps) > 1:
+        raise AppLoadError(script, ValueError(
+            f"More than one {type(apps[0]).__name__} or other top level function app instances are defined."),
+            with_traceback=False)
+    return apps[0]
+
+
+def _spec(fn: Any) -> FunctionSpec:
+    name = fn.get_function_name()
+    bindings = [json.loads(raw) for raw in fn.get_raw_bindings()]
+    trigger = next(b for b in bindings if str(b.get("type", "")).endswith("Trigger"))
+    user = fn.get_user_function()
+    target = inspect.unwrap(user) if hasattr(user, "__wrapped__") else user
+    spec = FunctionSpec(
+        name=name, function=fn, callable=user, bindings=bindings, trigger=trigger,
+        directory=_directory(target), is_async=inspect.iscoroutinefunction(user),
+        needs_context=_needs_context(user, bindings))
+    _validate_parameters(spec)
+    return spec
+
+
+def _directory(target: Callable[..., Any]) -> str:
+    try:
+        return str(Path(inspect.getfile(target)).parent)
+    except (TypeError, OSError):
+        return ""
+
+
+def _needs_context(user: Callable[..., Any], bindings: list[dict[str, Any]]) -> bool:
+    params = inspect.signature(user).parameters
+    return "context" in params and not any(b["name"] == "context" for b in bindings)
+
+
+def _validate_parameters(spec: FunctionSpec) -> None:
+    """The worker's parameter checks, with its messages (`cannot load the <name> function: ...`)."""
+    params = inspect.signature(spec.callable).parameters
+    bound = {b["name"] for b in spec.bindings if b["name"] != "$return"}
+    declared = set(params) - ({"context"} if spec.needs_context else set())
+    missing_in_json = declared - bound
+    missing_in_python = bound - declared
+    prefix = f"cannot load the {spec.name} function: "
+    if missing_in_json:
+        raise FunctionLoadError(prefix + "the following parameters are declared in Python but not in "
+                                f"function.json: {missing_in_json}")
+    if missing_in_python:
+        raise FunctionLoadError(prefix + "the following parameters are declared in function.json but not "
+                                f"in Python: {missing_in_python}")
+    context = params.get("context")
+    if spec.needs_context and context is not None and context.annotation is not inspect.Parameter.empty:
+        if getattr(context.annotation, "__name__", None) != "Context":
+            raise FunctionLoadError(prefix + "the \"context\" parameter is expected to be of type "
+                                    f"azure.functions.Context, got {context.annotation!r}")
+    for binding in spec.bindings:
+        _validate_out_annotation(spec, binding, params.get(binding["name"]), prefix)
+
+
+def _validate_out_annotation(spec: FunctionSpec, binding: dict[str, Any], param: Any, prefix: str) -> None:
+    if param is None or param.annotation is inspect.Parameter.empty:
+        return
+    is_out = _is_out_annotation(param.annotation)
+    direction = str(binding.get("direction", "IN")).upper()
+    if direction == "IN" and is_out:
+        raise FunctionLoadError(prefix + f"binding {binding['name']} is declared to have the \"in\" direction "
+                                "in function.json, but its annotation is azure.functions.Out in Python")
+    if direction == "OUT" and not is_out:
+        raise FunctionLoadError(prefix + f"binding {binding['name']} is declared to have the \"out\" direction, "
+                                "but its annotation in Python is not a subclass of azure.functions.Out")
+
+
+def _is_out_annotation(annotation: Any) -> bool:
+    origin = getattr(annotation, "__origin__", annotation)
+    return isinstance(origin, type) and issubclass(origin, func.Out)
+
+
+class FunctionLoadError(FuncemuError):
+    pass
+
+
+def _host_validate(script: Path, app: Any, specs: list[FunctionSpec], allow: list[str] | None) -> IndexedApp:
+    """Per-function host checks; the functions in error are dropped, the others load."""
+    errors: dict[str, str] = {}
+    loaded: list[FunctionSpec] = []
+    allowed = {name.lower() for name in allow} if allow else None
+    for spec in sorted(specs, key=lambda s: s.name.lower()):
+        if allowed is not None and spec.name.lower() not in allowed:
+            continue
+        problem = _host_problem(spec, loaded)
+        if problem:
+            errors[spec.name] = problem
+            log.error("The '%s' function is in error: %s", spec.name, problem)
+        else:
+            loaded.append(spec)
+    return IndexedApp(script=script, app=app, functions=loaded, errors=errors)
+
+
+def _host_problem(spec: FunctionSpec, loaded: list[FunctionSpec]) -> str | None:
+    if not FUNCTION_NAME_RULE.match(spec.name) or spec.name.lower() == "host":
+        return f"'{spec.name}' is not a valid function name."
+    seen: set[str] = set()
+    for binding in spec.bindings:
+        name = str(binding.get("name", ""))
+        if not BINDING_NAME_RULE.match(name):
+            return f"The binding name {name} is invalid. Please assign a valid name to the binding."
+        if name.lower() in seen:
+            return f"Multiple bindings with name '{name}' discovered. Binding names must be unique."
+        seen.add(name.lower())
+        if binding.get("type") not in SUPPORTED_BINDINGS:
+            return (f"The binding type '{binding.get('type')}' of binding '{name}' is not supported by funcemu "
+                    f"yet (supported: {', '.join(sorted(SUPPORTED_BINDINGS))}).")
+    return _route_problem(spec, loaded) if spec.is_http else None
+
+
+def _route_problem(spec: FunctionSpec, loaded: list[FunctionSpec]) -> str | None:
+    route = spec.route.strip("/").lower()
+    if route.startswith("admin") or route.startswith("runtime"):
+        return "The specified route conflicts with one or more built in routes."
+    for other in loaded:
+        if other.is_http and other.route.strip("/").lower() == route and _methods_overlap(spec, other):
+            return f"The route specified conflicts with the route defined by function '{other.name}'."
+    return None
+
+
+def _methods_overlap(a: FunctionSpec, b: FunctionSpec) -> bool:
+    if not a.methods or not b.methods:
+        return True
+    return bool(set(a.methods) & set(b.methods))

@@ -1,0 +1,121 @@
+"""Running one activity work item: the user's activity function, or the built-in durable HTTP activity.
+
+The result is the message the orchestration receives: TaskCompleted with the compact JSON of the
+return value, or TaskFailed with the host's Reason and Details texts (durable-protocol.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from funcemu.durable import history as h
+from funcemu.durable.outcomes import HTTP_ACTIVITY
+from funcemu.durable.store.base import ActivityItem, Message
+
+if TYPE_CHECKING:
+    from funcemu.durable.engine import Engine
+    from funcemu.host import Host
+
+ACTIVITY_REASON = "(null)"
+HTTP_POLL_DEFAULT = 30.0
+
+
+def failure_details(message: str) -> str:
+    """The .NET exception JSON the extension stores as TaskFailed.Details (users read its "Message")."""
+    return json.dumps({"$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception",
+                       "Message": message, "Data": None, "InnerException": None, "HelpURL": None,
+                       "StackTraceString": None, "RemoteStackTraceString": None, "RemoteStackIndex": 0,
+                       "ExceptionMethod": None, "HResult": -2146233088, "Source": None, "WatsonBuckets": None},
+                      separators=(",", ":"))
+
+
+def compact(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+class ActivityRunner:
+    def __init__(self, host: Host, engine_ref: list[Engine]) -> None:
+        self.host = host
+        self._engine_ref = engine_ref
+
+    async def __call__(self, item: ActivityItem) -> Message:
+        engine = self._engine_ref[0]
+        if item.name == HTTP_ACTIVITY:
+            return await self._http(item, engine)
+        spec = engine.registry.activity(item.name)
+        if spec is None:
+            reason = engine.registry.unknown_activity_message(item.name)
+            return self._failed(item, engine, reason, None)
+        value = ActivityTriggerConverter.decode(meta.Datum(item.input if item.input is not None else "null",
+                                                           "string"), trigger_metadata=None)
+        result = await self.host.call(spec, spec.trigger["name"], value, {}, reason=ACTIVITY_REASON)
+        if result.ok:
+            try:
+                encoded = ActivityTriggerConverter.encode(result.return_value, expected_type=None)
+                text = compact(encoded.value)
+            except Exception as exc:  # a result that cannot be serialized fails the task
+                return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed:  "
+                                    f"{type(exc).__name__}: {exc}", f" {type(exc).__name__}: {exc}")
+            return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
+        friendly = " " + result.error_message
+        return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed: {friendly}", friendly)
+
+    def _failed(self, item: ActivityItem, engine: Engine, reason: str, message: str | None) -> Message:
+        details = failure_details(message if message is not None else reason)
+        return Message(item.instance_id, h.task_failed(engine.now(), item.task_id, reason, details),
+                       item.execution_id)
+
+    async def _http(self, item: ActivityItem, engine: Engine) -> Message:
+        try:
+            request = json.loads(item.input or "{}")
+            response = await durable_http(request)
+        except Exception as exc:
+            reason = f"Activity function '{HTTP_ACTIVITY}' failed:  {type(exc).__name__}: {exc}"
+            return self._failed(item, engine, reason, f" {type(exc).__name__}: {exc}")
+        text = json.dumps(response, separators=(",", ":"))
+        return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
+
+
+async def durable_http(request: dict[str, Any]) -> dict[str, Any]:
+    """One durable HTTP call, following the 202 + Location polling pattern to the end."""
+    import aiohttp
+
+    if request.get("tokenSource"):
+        raise RuntimeError("Managed identity tokens (tokenSource) are not available locally; pass an "
+                           "Authorization header instead.")
+    method, uri = str(request.get("method", "GET")).upper(), str(request["uri"])
+    headers = {k: (",".join(v) if isinstance(v, list) else str(v)) for k, v in (request.get("headers") or {}).items()}
+    content = request.get("content")
+    async with aiohttp.ClientSession() as session:
+        status, out_headers, body = await _send(session, method, uri, headers, content)
+        while status == 202 and "Location" in out_headers:
+            await asyncio.sleep(_retry_after(out_headers))
+            status, out_headers, body = await _send(session, "GET", out_headers["Location"], headers, None)
+    return {"statusCode": status, "headers": out_headers, "content": body}
+
+
+async def _send(session: Any, method: str, uri: str, headers: dict[str, str], content: Any) -> tuple[int, Any, str]:
+    data = content.encode() if isinstance(content, str) else content
+    async with session.request(method, uri, headers=headers, data=data, allow_redirects=False) as response:
+        body = await response.text()
+        merged: dict[str, Any] = {}
+        for name, value in response.headers.items():
+            merged[name] = [*merged[name], value] if isinstance(merged.get(name), list) else (
+                [merged[name], value] if name in merged else value)
+        return response.status, merged, body
+
+
+def _retry_after(headers: dict[str, Any]) -> float:
+    raw = headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else HTTP_POLL_DEFAULT
+    except (TypeError, ValueError):
+        return HTTP_POLL_DEFAULT

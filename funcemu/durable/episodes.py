@@ -1,0 +1,204 @@
+"""One orchestration work item: take every visible message of an instance, run one replay episode
+through the SDK, and checkpoint history, status and outgoing work atomically.
+
+Suspended instances do not run user code: messages that arrive meanwhile are stored in the history
+(as the real host stores them) and take effect in the episode after ExecutionResumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from funcemu.durable import history as h
+from funcemu.durable.history import EventType
+from funcemu.durable.orchestrator import Episode, Failure, run_episode
+from funcemu.durable.outcomes import apply_decisions, complete_execution
+from funcemu.durable.store.base import Checkpoint, InstanceState, Message, RuntimeStatus, StaleCheckpointError
+
+if TYPE_CHECKING:
+    from funcemu.durable.engine import Engine
+
+log = logging.getLogger("funcemu.durable")
+STALE_RETRIES = 5
+CONTROL_EVENTS = {EventType.ExecutionSuspended, EventType.ExecutionResumed, EventType.ExecutionTerminated}
+
+
+class Episodes:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def run(self, instance_id: str) -> None:
+        for _ in range(STALE_RETRIES):
+            try:
+                await self._run_once(instance_id)
+                return
+            except StaleCheckpointError:
+                log.info("instance '%s': checkpoint lost a race; replaying the episode", instance_id)
+        log.error("instance '%s': checkpoint kept losing races; will retry later", instance_id)
+
+    async def _run_once(self, instance_id: str) -> None:
+        store, now = self.engine.store, self.engine.now()
+        messages = await store.pending_messages(instance_id, now)
+        if not messages:
+            return
+        if instance_id.startswith("@"):
+            from funcemu.durable.entities import run_entity_batch
+            await run_entity_batch(self.engine, instance_id, messages, now)
+            return
+        state = await store.get_instance(instance_id)
+        state, past = await self._current_execution(instance_id, state, messages)
+        if state is None:
+            await store.purge_instances([instance_id])  # messages for an instance that no longer exists
+            return
+        await self._apply(state, past, messages, now)
+
+    async def _current_execution(self, instance_id: str, state: InstanceState | None,
+                                 messages: list[Message]) -> tuple[InstanceState | None, list[dict[str, Any]]]:
+        """The state to run; a start message for a new execution (sub-orchestration, continue-as-new,
+        replacement) begins a fresh history."""
+        start = next((m for m in messages if m.event["EventType"] == EventType.ExecutionStarted), None)
+        if start is not None and (state is None or state.execution_id != start.execution_id
+                                  or state.runtime_status == RuntimeStatus.Pending):
+            return _state_from_start(instance_id, start, state, self.engine.now()), []
+        if state is None:
+            return None, []
+        return state, await self.engine.store.get_history(instance_id)
+
+    async def _apply(self, state: InstanceState, past: list[dict[str, Any]], messages: list[Message],
+                     now: datetime) -> None:
+        fresh = [m for m in messages if m.execution_id in (None, state.execution_id)]
+        new_events = [h.orchestrator_started(now)] + [_delivered(m.event, now) for m in fresh]
+        cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=_copy(state, now), consumed=messages)
+        if state.runtime_status.is_terminal:
+            cp.new_events = []  # late messages for a finished instance are dropped
+        elif any(e["EventType"] == EventType.ExecutionTerminated for e in new_events):
+            self._terminate(cp, past, new_events, now)
+        else:
+            status = _status_after_controls(state.runtime_status, new_events)
+            cp.state.runtime_status = status
+            if status == RuntimeStatus.Suspended:
+                cp.new_events = new_events + [h.orchestrator_completed(now)]
+            else:
+                self._run_code(cp, state, past, new_events, now)
+        cp.replace_history = cp.replace_history or not past
+        await self._commit(cp)
+
+    def _terminate(self, cp: Checkpoint, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
+                   now: datetime) -> None:
+        cut = next(i for i, e in enumerate(new_events) if e["EventType"] == EventType.ExecutionTerminated)
+        reason = new_events[cut].get("Input")
+        cp.new_events = new_events[:cut + 1] + [
+            h.execution_completed(now, -1, RuntimeStatus.Terminated.number, reason),
+            h.orchestrator_completed(now)]
+        cp.state.runtime_status, cp.state.output = RuntimeStatus.Terminated, reason
+        log.info("%s: Function '%s (Orchestrator)' was terminated. Reason: %s", cp.instance_id,
+                 cp.state.name, reason)
+
+    def _run_code(self, cp: Checkpoint, state: InstanceState, past: list[dict[str, Any]],
+                  new_events: list[dict[str, Any]], now: datetime) -> None:
+        episode = self._episode(state, past, new_events, now)
+        events = list(new_events)
+        apply_decisions(self.engine, cp, state, episode, events, now)
+        continued = complete_execution(self.engine, cp, state, past + new_events, episode, events, now)
+        if continued:  # the next execution starts from an empty history with its own ExecutionStarted
+            cp.new_events, cp.replace_history = [], True
+            return
+        cp.new_events = events + [h.orchestrator_completed(now)]
+        if cp.state.runtime_status in (RuntimeStatus.Pending, RuntimeStatus.ContinuedAsNew) and not episode.done:
+            cp.state.runtime_status = RuntimeStatus.Running
+
+    def _episode(self, state: InstanceState, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
+                 now: datetime) -> Episode:
+        spec = self.engine.registry.orchestrator(state.name)
+        logger = logging.getLogger(f"Function.{state.name}")
+        invocation = str(uuid.uuid4())
+        logger.info("Executing 'Functions.%s' (Reason='(null)', Id=%s)", state.name, invocation)
+        started = time.perf_counter()
+        if spec is None:
+            episode = _failed_episode(state.name, self.engine.registry.unknown_orchestrator_message(state.name))
+        else:
+            parent = _parent_of(past + new_events)
+            episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
+                                  new=new_events, parent_instance_id=parent and parent["OrchestrationInstance"]
+                                  ["InstanceId"], now=now)
+        millis = int((time.perf_counter() - started) * 1000)
+        outcome = "Failed" if episode.failure else "Succeeded"
+        logger.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", state.name, outcome, invocation, millis)
+        return episode
+
+    async def _commit(self, cp: Checkpoint) -> None:
+        await self.engine.store.checkpoint(cp)
+        self.engine.notify_changed(cp.instance_id)
+        if cp.activities:
+            self.engine.wake_activities()
+        if cp.messages:
+            self.engine.wake()
+
+    async def rewind(self, state: InstanceState, reason: str | None) -> None:
+        """Neutralize the failure in the history, reset to Pending and replay (Azure Storage's rewind)."""
+        from funcemu.durable.rewind import rewound_history
+
+        history = await self.engine.store.get_history(state.instance_id)
+        now = self.engine.now()
+        events, children = rewound_history(history)
+        for child_id in children:
+            child = await self.engine.store.get_instance(child_id)
+            if child is not None and child.runtime_status == RuntimeStatus.Failed:
+                await self.rewind(child, reason)
+        new_state = _copy(state, now)
+        new_state.runtime_status, new_state.output = RuntimeStatus.Pending, None
+        cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=new_state, new_events=events,
+                        replace_history=True,
+                        messages=[Message(state.instance_id, h.generic_event(now, reason), state.execution_id)])
+        await self._commit(cp)
+
+
+def _state_from_start(instance_id: str, start: Message, old: InstanceState | None, now: datetime) -> InstanceState:
+    event = start.event
+    parent = event.get("ParentInstance") or {}
+    created = old.created_time if old is not None and old.execution_id == start.execution_id else now
+    state = InstanceState(
+        instance_id=instance_id, name=event["Name"], execution_id=str(start.execution_id),
+        runtime_status=RuntimeStatus.Pending, created_time=created, last_updated_time=now,
+        input=event.get("Input"), custom_status=old.custom_status if old else None,
+        parent_instance_id=(parent.get("OrchestrationInstance") or {}).get("InstanceId"))
+    state.etag = old.etag if old is not None else None
+    return state
+
+
+def _copy(state: InstanceState, now: datetime) -> InstanceState:
+    copy = InstanceState(**{**state.__dict__})
+    copy.last_updated_time = now
+    return copy
+
+
+def _delivered(event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Timers fire when delivered: their event time is the delivery time."""
+    if event["EventType"] == EventType.TimerFired:
+        return {**event, "Timestamp": h.format_time(now)}
+    return event
+
+
+def _status_after_controls(status: RuntimeStatus, events: list[dict[str, Any]]) -> RuntimeStatus:
+    for event in events:
+        if event["EventType"] == EventType.ExecutionSuspended and not status.is_terminal:
+            status = RuntimeStatus.Suspended
+        elif event["EventType"] == EventType.ExecutionResumed and status == RuntimeStatus.Suspended:
+            status = RuntimeStatus.Running
+    return status
+
+
+def _parent_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    started = next((e for e in events if e["EventType"] == EventType.ExecutionStarted), None)
+    return started.get("ParentInstance") if started else None
+
+
+def _failed_episode(name: str, message: str) -> Episode:
+    """An episode that could not run user code (the orchestrator is gone from the app)."""
+    failure = Failure(f"Orchestrator function '{name}' failed: {message}", f"Message: {message}, StackTrace: ")
+    return Episode(decisions=[], done=True, output=None, failure=failure, continue_as_new=None,
+                   custom_status=None, completion_id=0, actions=[])

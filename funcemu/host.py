@@ -1,0 +1,169 @@
+"""One running host: configuration, the indexed app, the durable engine, the HTTP server, triggers.
+
+`Host.start()` brings everything up in order and undoes what it started if a later step fails;
+`Host.stop()` tears down in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from funcemu.app import FunctionSpec, IndexedApp, load_app
+from funcemu.bindings import BindingRegistry
+from funcemu.config import HostConfig
+from funcemu.errors import FuncemuError
+from funcemu.http.admin import AdminApi
+from funcemu.http.keys import LEVELS, Keys
+from funcemu.http.server import build_application, level_required
+from funcemu.invoke import InvocationResult, Invoker
+
+log = logging.getLogger("funcemu.host")
+
+
+class PortInUseError(FuncemuError):
+    def __init__(self, port: int) -> None:
+        super().__init__(f"Port {port} is unavailable. Close the process using that port, or specify "
+                         "another port using --port [-p].")
+
+
+@dataclass
+class HostOptions:
+    storage: str = "sqlite"
+    data_dir: Path | None = None
+    time_skipping: bool = False
+    enable_auth: bool = False
+    verbose: bool = False
+
+
+class Host:
+    def __init__(self, config: HostConfig, options: HostOptions | None = None) -> None:
+        self.config = config
+        self.options = options or HostOptions()
+        self.data_dir = self.options.data_dir or config.app_root / ".funcemu"
+        self.host_id = _host_id(config.app_root)
+        self.state = "Default"
+        self.indexed: IndexedApp = IndexedApp(config.app_root / config.script_file, None, [], {})
+        self.bindings = BindingRegistry()
+        self.invoker = Invoker(timeout=config.function_timeout)
+        self.admin = AdminApi(self)
+        self.keys: Keys | None = None
+        self.engine: Any = None
+        self.extra_routes: list[web.RouteDef] = []
+        self.port = config.port
+        self.rpc_base_url: str | None = None
+        self._stack = AsyncExitStack()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.state = "Starting"
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            self.invoker.close()
+            self.state = "Error"
+            raise
+        self.state = "Running"
+
+    async def _start(self) -> None:
+        self.indexed = load_app(self.config.app_root, self.config.script_file, self.config.functions_allow)
+        if self.options.enable_auth:
+            self.keys = Keys.load(self.data_dir, [f.name for f in self.indexed.functions])
+        main_socket = _bind(self.config.address, self.config.port)
+        self.port = main_socket.getsockname()[1]
+        durable_app = await self._start_durable()
+        app = build_application(self, durable_app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        await web.SockSite(runner, main_socket).start()
+        await self._start_triggers()
+
+    async def _start_durable(self) -> web.Application | None:
+        if not any(f.trigger_type in ("orchestrationTrigger", "activityTrigger", "entityTrigger")
+                   or any(b["type"] == "durableClient" for b in f.bindings) for f in self.indexed.functions):
+            return None
+        from funcemu.durable.setup import start_durable  # imported lazily: HTTP-only apps start faster
+        return await start_durable(self, self._stack)
+
+    async def _start_triggers(self) -> None:
+        try:
+            from funcemu.triggers import start_triggers
+        except ImportError:
+            return
+        await start_triggers(self, self._stack)
+
+    async def stop(self) -> None:
+        self.state = "Stopping"
+        await self._stack.aclose()
+        self.invoker.close()
+        self.state = "Stopped"
+
+    # ---- calling functions --------------------------------------------------------------------
+    async def call(self, spec: FunctionSpec, trigger_name: str, trigger_value: Any, metadata: dict[str, Any],
+                   *, reason: str, log_calls: bool = True) -> InvocationResult:
+        """Gather the other inputs, invoke, then write the outputs of a successful call."""
+        inputs = await self.bindings.gather_inputs(spec, metadata)
+        inputs[trigger_name] = trigger_value
+        result = await self.invoker.invoke(spec, inputs, reason=reason, log_calls=log_calls)
+        if result.ok:
+            try:
+                await self.bindings.write_outputs(spec, result.outputs, result.return_value, metadata)
+            except Exception as exc:  # an output that cannot be written fails the invocation
+                log.exception("Function '%s': writing output bindings failed", spec.name)
+                result.error = exc
+        return result
+
+    async def invoke_by_admin(self, spec: FunctionSpec, raw_input: str | None) -> None:
+        """`POST /admin/functions/{name}`: the trigger's listener turns the input into its trigger value."""
+        runner = getattr(self, "admin_invokers", {}).get(spec.trigger_type)
+        if runner is None:
+            log.error("Function '%s' (%s) cannot be invoked through the admin API.", spec.name, spec.trigger_type)
+            return
+        await runner(spec, raw_input)
+
+    # ---- URLs and keys ------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        address = "localhost" if self.config.address in ("127.0.0.1", "0.0.0.0", "localhost") else self.config.address
+        return f"http://{address}:{self.port}"
+
+    def function_url(self, spec: FunctionSpec, base: str | None = None) -> str:
+        prefix = f"{self.config.route_prefix}/" if self.config.route_prefix else ""
+        return f"{base or self.base_url}/{prefix}{spec.route.lstrip('/')}"
+
+    def authorized(self, request: web.Request, auth_level: str, function_name: str | None) -> bool:
+        if self.keys is None:
+            return True
+        key = request.headers.get("x-functions-key") or request.query.get("code")
+        needed = level_required(auth_level)
+        if needed == LEVELS["anonymous"]:
+            return True
+        return self.keys.level_of(key, function_name) >= needed
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    """Bind before announcing: port 0 becomes the real port, a busy port is a one-line error."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise PortInUseError(port) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _host_id(app_root: Path) -> str:
+    name = "".join(c for c in app_root.name.lower() if c.isalnum())[:32] or "funcemu"
+    return name + "-" + uuid.uuid5(uuid.NAMESPACE_URL, str(app_root)).hex[:8]

@@ -1,0 +1,169 @@
+"""The aiohttp application: admin routes, the Durable webhooks, then HTTP-triggered functions.
+
+Matching follows the host: admin routes first, then function routes in host order (first match
+wins, a wrong method just continues), `/` is the home page, anything else is 404 with an empty body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+
+from funcemu.app import FunctionSpec
+from funcemu.http.convert import build_http_request, render_http_response
+from funcemu.http.keys import LEVELS
+from funcemu.http.routes import FunctionRoute, RouteTable, RouteTemplate, join_route
+
+if TYPE_CHECKING:
+    from funcemu.host import Host
+
+log = logging.getLogger("funcemu.http")
+DEFAULT_BODY_LIMIT = 104857600  # Kestrel's MaxRequestBodySize as set by Core Tools (100 MiB)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CORS_ALLOW_HEADERS = "Access-Control-Allow-Headers"
+
+
+def body_limit() -> int:
+    raw = os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT")
+    return int(raw) if raw and raw.isdigit() and int(raw) > 0 else DEFAULT_BODY_LIMIT
+
+
+def build_route_table(functions: list[FunctionSpec], prefix: str) -> RouteTable:
+    routes = [FunctionRoute(spec.name, RouteTemplate(join_route(prefix, spec.route)),
+                            set(spec.methods) if spec.methods else None)
+              for spec in functions if spec.is_http]
+    return RouteTable(routes)
+
+
+class FunctionDispatcher:
+    """The catch-all handler: resolves a function route and runs the function."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.table = build_route_table(host.indexed.functions, host.config.route_prefix)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        found = self.table.resolve(request.method, request.path.lstrip("/"))
+        if found is None:
+            if request.path == "/" and request.method in ("GET", "HEAD"):
+                return await self.host.admin.home(request)
+            return web.Response(status=404)
+        route, values = found
+        spec = self.host.indexed.get(route.name)
+        assert spec is not None  # the table is built from the indexed functions
+        if not self.host.authorized(request, spec.auth_level, spec.name):
+            return web.Response(status=401)
+        return await self.run(request, spec, values)
+
+    async def run(self, request: web.Request, spec: FunctionSpec, values: dict[str, str]) -> web.StreamResponse:
+        body = await request.read() if request.content_length else b""
+        url = f"{request.scheme}://{request.host}{request.raw_path}"
+        req = build_http_request(request.method, url, list(request.headers.items()),
+                                 list(request.query.items()), values, body)
+        metadata: dict[str, Any] = {**values, "Query": dict(request.query), "Headers": dict(request.headers)}
+        result = await self.host.call(spec, spec.trigger["name"], req, metadata,
+                                      reason="This function was programmatically called via the host APIs.")
+        if not result.ok:
+            return web.Response(status=500)
+        return self.render(spec, result.return_value, result.outputs)
+
+    def render(self, spec: FunctionSpec, return_value: Any, outputs: dict[str, Any]) -> web.StreamResponse:
+        http_out = next((b for b in spec.output_bindings if b["type"] == "http"), None)
+        if http_out is None:
+            return web.Response(status=200)
+        value = return_value if http_out["name"] == "$return" else outputs.get(http_out["name"])
+        if value is None and http_out["name"] != "$return":
+            return web.Response(status=200)
+        try:
+            rendered = render_http_response(value)
+        except TypeError as exc:
+            log.error("Executed 'Functions.%s' (Failed): %s", spec.name, exc)
+            return web.Response(status=500)
+        response = web.Response(status=rendered.status, body=rendered.body)
+        for name, header in rendered.headers:
+            if name.lower() == "set-cookie":
+                response.headers.add(name, header)
+            elif name not in response.headers:
+                response.headers[name] = header
+        return response
+
+
+def cors_middleware(origins: list[str], credentials: bool) -> Any:
+    """ASP.NET's CORS policy as Core Tools configures it; answers preflights before any routing."""
+    allow_any = "*" in origins
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and (allow_any or origin in origins)
+        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        if preflight and allowed:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = request.headers["Access-Control-Request-Method"]
+            if "Access-Control-Request-Headers" in request.headers:
+                response.headers[CORS_ALLOW_HEADERS] = request.headers["Access-Control-Request-Headers"]
+        else:
+            response = await handler(request)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = "*" if allow_any and not credentials else origin
+            if credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+            if not allow_any:
+                response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
+
+
+def custom_headers_middleware(headers: dict[str, str]) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, str(value))
+        return response
+
+    return middleware
+
+
+def admin_auth_middleware(host: Host) -> Any:
+    """With `--enable-auth`, admin routes need the master key and the durable webhooks a system key."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path.lower()
+        if path.startswith("/admin/") and path != "/admin/host/ping":
+            if not host.authorized(request, "admin", None):
+                return web.Response(status=401)
+        elif path.startswith("/runtime/webhooks/") and not host.authorized(request, "system", None):
+            return web.Response(status=401)
+        return await handler(request)
+
+    return middleware
+
+
+def build_application(host: Host, durable_app: web.Application | None) -> web.Application:
+    middlewares = []
+    if host.config.cors_origins:
+        middlewares.append(cors_middleware(host.config.cors_origins, host.config.cors_credentials))
+    custom = host.config.host_json.get("extensions.http.customHeaders")
+    if isinstance(custom, dict) and custom:
+        middlewares.append(custom_headers_middleware(custom))
+    if host.keys is not None:
+        middlewares.append(admin_auth_middleware(host))
+    app = web.Application(client_max_size=body_limit(), middlewares=middlewares)
+    app.add_routes(host.admin.routes())
+    if durable_app is not None:
+        app.add_subapp("/runtime/webhooks/durabletask/", durable_app)
+    if host.extra_routes:
+        app.add_routes(host.extra_routes)
+    dispatcher = FunctionDispatcher(host)
+    app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+    return app
+
+
+def level_required(auth_level: str) -> int:
+    return LEVELS.get(auth_level.lower(), LEVELS["function"])

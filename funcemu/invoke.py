@@ -1,0 +1,190 @@
+"""Call a user function the way the Python worker does.
+
+Arguments go by keyword (binding name); `context` is injected when declared; every OUT binding gets a
+fresh `Out`; sync functions run in a thread pool sized by PYTHON_THREADPOOL_THREAD_COUNT, async ones
+on the event loop. Each call is logged as `Executing '...'` / `Executed '...'` like the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+
+from funcemu.app import FunctionSpec
+
+current_invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("invocation", default=None)
+IMPLICIT_OUTPUT_TYPES = {"orchestrationTrigger", "activityTrigger", "entityTrigger"}
+
+
+class Out(func.Out):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def set(self, val: Any) -> None:
+        self._value = val
+
+    def get(self) -> Any:
+        return self._value
+
+
+class TraceContext:
+    def __init__(self, trace_parent: str, trace_state: str = "", attributes: dict[str, str] | None = None):
+        self.trace_parent, self.trace_state, self.attributes = trace_parent, trace_state, attributes or {}
+        self.Traceparent, self.Tracestate, self.Attributes = self.trace_parent, self.trace_state, self.attributes
+
+
+@dataclass
+class RetryContext:
+    retry_count: int = 0
+    max_retry_count: int = 0
+    rpc_exception: Any = None
+
+
+class Context(func.Context):
+    """The worker's `context`: invocation id, function name and directory, trace and retry context."""
+
+    def __init__(self, invocation_id: str, spec: FunctionSpec, retry: RetryContext | None = None) -> None:
+        self._invocation_id, self._spec = invocation_id, spec
+        self._trace = TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+        self._retry = retry or RetryContext()
+        self._thread_local = threading.local()
+        self._thread_local.invocation_id = invocation_id
+
+    invocation_id = property(lambda self: self._invocation_id)
+    function_name = property(lambda self: self._spec.name)
+    function_directory = property(lambda self: self._spec.directory)
+    trace_context = property(lambda self: self._trace)
+    retry_context = property(lambda self: self._retry)
+    thread_local_storage = property(lambda self: self._thread_local)
+
+
+@dataclass
+class InvocationResult:
+    invocation_id: str
+    return_value: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    traceback: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def error_message(self) -> str:
+        """The worker's text for a failure: `<ExcType>: <message>`."""
+        return f"{type(self.error).__name__}: {self.error}" if self.error else ""
+
+
+class FunctionTimeoutError(Exception):
+    pass
+
+
+def thread_pool_size(environ: Any = None) -> int | None:
+    raw = (environ or os.environ).get("PYTHON_THREADPOOL_THREAD_COUNT")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        logging.getLogger("funcemu.invoke").warning(
+            "PYTHON_THREADPOOL_THREAD_COUNT=%r is not an integer >= 1; using the default.", raw)
+        return None
+    return value
+
+
+class Invoker:
+    """Runs invocations; one per host, owning the sync thread pool."""
+
+    def __init__(self, timeout: float | None = None, pool_size: int | None = None) -> None:
+        self.timeout = timeout
+        self.pool = ThreadPoolExecutor(max_workers=pool_size or thread_pool_size(),
+                                       thread_name_prefix="funcemu-worker")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def invoke(self, spec: FunctionSpec, inputs: dict[str, Any], *, reason: str,
+                     log_calls: bool = True, retry: RetryContext | None = None) -> InvocationResult:
+        """Call `spec` with already-decoded `inputs` (binding name -> value)."""
+        invocation_id = str(uuid.uuid4())
+        logger = logging.getLogger(f"Function.{spec.name}")
+        if log_calls:
+            logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
+        started = time.perf_counter()
+        result = await self._call(spec, inputs, invocation_id, retry)
+        if log_calls:
+            _log_outcome(logger, spec, result, time.perf_counter() - started)
+        return result
+
+    async def _call(self, spec: FunctionSpec, inputs: dict[str, Any], invocation_id: str,
+                    retry: RetryContext | None) -> InvocationResult:
+        result = InvocationResult(invocation_id)
+        args = dict(inputs)
+        outs = {b["name"]: Out() for b in spec.output_bindings if b["name"] != "$return"}
+        args.update(outs)
+        if spec.needs_context:
+            args["context"] = Context(invocation_id, spec, retry)
+        token = current_invocation.set(invocation_id)
+        try:
+            value = await self._run(spec, args)
+            _check_return(spec, value)
+            result.return_value = value
+            result.outputs = {name: out.get() for name, out in outs.items() if out.get() is not None}
+        except Exception as exc:  # the user's exception is a failed invocation, never a host crash
+            result.error, result.traceback = exc, traceback.format_exc()
+        finally:
+            current_invocation.reset(token)
+        return result
+
+    async def _run(self, spec: FunctionSpec, args: dict[str, Any]) -> Any:
+        if spec.is_async:
+            call = spec.callable(**args)
+        else:
+            ctx = contextvars.copy_context()
+            call = asyncio.get_running_loop().run_in_executor(self.pool, lambda: ctx.run(spec.callable, **args))
+        if self.timeout is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except asyncio.TimeoutError:
+            raise FunctionTimeoutError(
+                f"Timeout value of {_format_timespan(self.timeout)} was exceeded by function: "
+                f"Functions.{spec.name}") from None
+
+
+def _check_return(spec: FunctionSpec, value: Any) -> None:
+    has_return = any(b["name"] == "$return" for b in spec.bindings)
+    implicit = spec.trigger_type in IMPLICIT_OUTPUT_TYPES
+    if value is not None and not has_return and not implicit:
+        raise RuntimeError(f"function '{spec.name}' without a $return bindingreturned a non-None value")
+
+
+def _log_outcome(logger: logging.Logger, spec: FunctionSpec, result: InvocationResult, seconds: float) -> None:
+    millis = int(seconds * 1000)
+    if result.ok:
+        logger.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", spec.name,
+                    result.invocation_id, millis)
+        return
+    logger.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n"
+                 "System.Private.CoreLib: Exception while executing function: Functions.%s. "
+                 "System.Private.CoreLib: Result: Failure\nException: %s\nStack: %s", spec.name,
+                 result.invocation_id, millis, spec.name, result.error_message, result.traceback.rstrip())
+
+
+def _format_timespan(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -1,0 +1,113 @@
+"""host.json / local.settings.json / environment handling (functions-host.md §6, §7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from funcemu.config import ConfigError, find_app_root, load_config, parse_timespan
+
+
+def write(folder: Path, name: str, content: object) -> Path:
+    path = folder / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    write(tmp_path, "host.json", {"version": "2.0"})
+    write(tmp_path, "local.settings.json", {"IsEncrypted": False, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"}})
+    return tmp_path
+
+
+def test_defaults(app: Path) -> None:
+    config = load_config(app, environ={})
+    assert (config.port, config.address, config.route_prefix) == (7071, "127.0.0.1", "api")
+    assert config.function_timeout == 1800
+    assert config.hub_name == "TestHubName"
+    assert config.script_file == "function_app.py"
+
+
+def test_values_become_environment_unless_already_set(app: Path) -> None:
+    write(app, "local.settings.json", {"IsEncrypted": False, "Values": {"A": "from-file", "B": "b", "E": ""},
+                                       "ConnectionStrings": {"Db": "x"}})
+    environ = {"A": "from-env"}
+    load_config(app, environ=environ)
+    assert environ["A"] == "from-env" and environ["B"] == "b" and environ["E"] == ""
+    assert environ["ConnectionStrings:Db"] == "x"
+
+
+def test_host_section_and_options(app: Path) -> None:
+    write(app, "local.settings.json", {"IsEncrypted": False, "Values": {},
+                                       "Host": {"LocalHttpPort": 7072, "CORS": "http://a,http://b",
+                                                "CORSCredentials": True}})
+    config = load_config(app, environ={})
+    assert config.port == 7072 and config.cors_origins == ["http://a", "http://b"] and config.cors_credentials
+    assert load_config(app, port=9000, cors="*", environ={}).port == 9000
+
+
+def test_route_prefix_empty_and_env_override(app: Path) -> None:
+    write(app, "host.json", {"version": "2.0", "extensions": {"http": {"routePrefix": ""}}})
+    assert load_config(app, environ={}).route_prefix == ""
+    environ = {"AzureFunctionsJobHost__extensions__http__routePrefix": "v1"}
+    assert load_config(app, environ=environ).route_prefix == "v1"
+
+
+def test_functions_allow_list_from_option(app: Path) -> None:
+    environ: dict[str, str] = {}
+    assert load_config(app, functions=["a", "b"], environ=environ).functions_allow == ["a", "b"]
+
+
+@pytest.mark.parametrize("host_json, message", [
+    ("{not json", "Unable to parse host configuration file"),
+    ({"logging": {}}, "The host.json file is missing the required 'version' property."),
+    ({"version": "1.0"}, "'1.0' is an invalid value for host.json 'version' property."),
+    ({"version": "2.0", "functionTimeout": "soon"}, "host.json: functionTimeout 'soon' is not a TimeSpan"),
+    ({"version": "2.0", "extensions": {"durableTask": {"hubName": "my_hub"}}},
+     'host.json: extensions.durableTask.hubName "my_hub" must match ^[A-Za-z][A-Za-z0-9]{2,44}$'),
+])
+def test_bad_host_json_names_file_and_problem(app: Path, host_json: object, message: str) -> None:
+    write(app, "host.json", host_json)
+    with pytest.raises(ConfigError) as info:
+        load_config(app, environ={})
+    assert message in str(info.value) and "host.json" in str(info.value)
+
+
+def test_missing_host_json(tmp_path: Path) -> None:
+    write(tmp_path, "local.settings.json", {"IsEncrypted": False})
+    with pytest.raises(ConfigError, match="host.json: not found"):
+        load_config(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("{oops", "Failed to read app settings file at"),
+    ({"IsEncrypted": True, "Values": {"A": "x"}}, "Failed to decrypt settings."),
+    ({"Values": {"A": "x"}}, "Failed to decrypt settings."),
+    ({"IsEncrypted": False, "Values": {"A": {"nested": 1}}}, "local.settings.json: Values.A must be a string"),
+    ({"IsEncrypted": False, "Host": {"LocalHttpPort": "x"}}, "local.settings.json: Host.LocalHttpPort must be"),
+])
+def test_bad_local_settings(app: Path, settings: object, message: str) -> None:
+    write(app, "local.settings.json", settings)
+    with pytest.raises(ConfigError) as info:
+        load_config(app, environ={})
+    assert message in str(info.value)
+
+
+def test_missing_local_settings_is_fine(app: Path) -> None:
+    (app / "local.settings.json").unlink()
+    assert load_config(app, environ={}).port == 7071
+
+
+def test_find_app_root_walks_up(app: Path) -> None:
+    nested = app / "a" / "b"
+    nested.mkdir(parents=True)
+    assert find_app_root(nested) == app.resolve()
+
+
+@pytest.mark.parametrize("text, seconds", [("00:05:00", 300), ("1.00:00:00", 86400), ("-1", None),
+                                           ("00:00:01.5", 1.5)])
+def test_parse_timespan(text: str, seconds: float | None) -> None:
+    assert parse_timespan(text) == seconds
