@@ -106,6 +106,9 @@ class Checkpoint:
     replace_history: bool = False   # continue-as-new / rewind: history becomes exactly new_events
     messages: list[Message] = field(default_factory=list)   # outgoing, to any instance
     activities: list[ActivityItem] = field(default_factory=list)
+    # TimerFired messages of this instance (by TimerId) that will never matter: timers the code
+    # canceled, or every outstanding timer once the instance is finished. The store deletes them.
+    canceled_timers: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,262 @@
+"""One orchestration episode: build the context document, call the SDK handler, decide what happens.
+
+Pure: no I/O, no clock. The engine passes the stored history (`past`) and this episode's new events
+(`new`, starting with OrchestratorStarted), and applies the returned `Episode`. What the host would
+do with the SDK's actions is simulated in `replay.py`. durable-protocol.md §2.1-§2.14.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from azure.durable_functions.models.Task import TaskBase
+
+from funcemu.durable import replay
+from funcemu.durable.history import (
+    Event,
+    EventType,
+    event_sent,
+    played,
+    sub_orchestration_created,
+    task_scheduled,
+    timer_created,
+)
+
+MARKER = "\n\n$OutOfProcData$:"
+# Azure Storage provider defaults, as .NET TimeSpan "c" strings (§2.1).
+LONG_TIMER_INTERVAL = "3.00:00:00"
+MAXIMUM_SHORT_TIMER = "6.00:00:00"
+_NOT_JSON = "Out of proc orchestrators must return a valid JSON schema"  # the host's wording
+_TASK_ATTRIBUTES = {"_is_scheduled", "is_played", "state", "action_repr", "result"}
+
+
+@dataclass
+class Failure:
+    reason: str  # ExecutionCompleted.Result / the output, and what a parent orchestration sees
+    details: str
+
+
+@dataclass
+class Decision:
+    """A scheduling decision new in this episode. `event` goes to the history as is."""
+
+    kind: Literal["activity", "timer", "suborchestration", "event_sent"]
+    event: Event  # TaskScheduled / TimerCreated / SubOrchestrationInstanceCreated / EventSent
+    name: str | None = None  # activity or sub-orchestrator name; entity operation
+    input: str | None = None  # see _DECISIONS for what it holds per kind
+    instance_id: str | None = None  # sub-orchestration instance, or target entity "@name@key"
+    fire_at: datetime | None = None
+    canceled: bool = False  # a timer the code already canceled: record it, never fire it
+    request: dict[str, Any] | None = None  # call_http request, or entity RequestMessage
+
+
+@dataclass
+class Episode:
+    decisions: list[Decision]
+    done: bool
+    output: str | None  # compact JSON text of the output value
+    failure: Failure | None
+    continue_as_new: str | None  # ExecutionStarted.Input of the next execution
+    custom_status: str | None  # compact JSON text
+    completion_id: int  # EventId of ExecutionCompleted
+    actions: list[Any]  # the SDK's raw action lists, for diagnostics
+    canceled_timer_ids: list[int] = field(default_factory=list)  # timers never to fire (old or new)
+
+
+@dataclass
+class _Result:
+    """What the handler produced: its state document, and the error it reported, if any."""
+
+    state: dict[str, Any]
+    error: str | None = None
+    stack: str = ""
+
+
+def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, past: list[Event],
+                new: list[Event], parent_instance_id: str | None = None, now: datetime) -> Episode:
+    """Run one episode of orchestrator `name`. `past` is every event of the current execution from
+    earlier episodes; `new` starts with OrchestratorStarted(now)."""
+    history = played(past) + list(new)
+    started = _execution_started(history)
+    result = _invoke(handler, context_document(history, instance_id, parent_instance_id, started))
+    actions = result.state.get("actions") or []
+    steps, layout_error = _steps(result.state)
+    if layout_error and not result.error:
+        result = _Result({}, layout_error)
+    execution_id = (started.get("OrchestrationInstance") or {}).get("ExecutionId") or ""
+    sim = replay.simulate(steps, history, orchestrator=name, instance_id=instance_id,
+                          execution_id=execution_id)
+    if sim.nondeterminism:
+        return Episode(decisions=[], done=True, output=None, failure=Failure(sim.nondeterminism, sim.nondeterminism),
+                       continue_as_new=None, custom_status=None, completion_id=sim.next_id, actions=actions)
+    return _episode(name, result, sim, now, actions)
+
+
+def context_document(history: list[Event], instance_id: str, parent_instance_id: str | None,
+                     started: Event) -> str:
+    """The JSON the handler receives (§2.1)."""
+    return json.dumps({
+        "history": history,
+        "input": _parsed_input(started.get("Input")),
+        "instanceId": instance_id,
+        "isReplaying": bool(started.get("IsPlayed")),
+        "parentInstanceId": parent_instance_id,
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
+        "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
+        "maximumShortTimerDuration": MAXIMUM_SHORT_TIMER,
+        "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+    })
+
+
+def _execution_started(history: list[Event]) -> Event:
+    for event in history:
+        if event["EventType"] == EventType.ExecutionStarted:
+            return event
+    raise ValueError("orchestration history has no ExecutionStarted event")
+
+
+def _parsed_input(stored: str | None) -> Any:
+    """The stored Input is JSON text; the host parses it once (GetInputAsJson). Text that is not JSON
+    (never written by funcemu) is passed through unparsed."""
+    if stored is None:
+        return None
+    try:
+        return json.loads(stored)
+    except ValueError:
+        return stored
+
+
+def _invoke(handler: Callable[[str], str], document: str) -> _Result:
+    try:
+        returned = handler(document)
+    except Exception as exc:  # the SDK reports orchestrator failures by raising (§2.9)
+        return _from_exception(exc)
+    state = _parse_state(returned)
+    return _Result(state) if state is not None else _Result({}, _NOT_JSON)
+
+
+def _from_exception(exc: Exception) -> _Result:
+    message = str(exc)
+    origin = exc.__cause__ or exc
+    stack = "".join(traceback.format_tb(origin.__traceback__))
+    if MARKER not in message:
+        return _Result({}, _error_text(exc), stack)
+    head, _, tail = message.partition(MARKER)
+    state = _parse_state(tail)
+    if state is None:
+        return _Result({}, _NOT_JSON, stack)
+    return _Result(state, state.get("error") or head, stack)
+
+
+def _parse_state(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, (str, bytes)):
+        return None
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _error_text(exc: Exception) -> str:
+    """An exception without the SDK's state: the worker reports "<Type>: <message>". A yielded
+    non-task surfaces as an AttributeError deep in the SDK, so say what happened instead."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, AttributeError) and exc.name in _TASK_ATTRIBUTES and not isinstance(exc.obj, TaskBase):
+        return (f"the orchestrator yielded {exc.obj!r} ({type(exc.obj).__name__}), which is not a durable "
+                f"task; yield only tasks made by the context (call_activity, create_timer, task_all, ...). "
+                f"SDK error: {text}")
+    return text
+
+
+def _steps(state: dict[str, Any]) -> tuple[list[replay.Step], str | None]:
+    """V2/V3 (schemaVersion >= 1): the one inner list, one action per step; V1: the inner lists."""
+    actions = state.get("actions") or []
+    if not isinstance(actions, list) or not all(isinstance(inner, list) for inner in actions):
+        return [], _NOT_JSON
+    if _schema_version(state) == 0:
+        return list(actions), None
+    if len(actions) != 1:
+        return [], (f"With OOProc schema ReplayPatchV1, expected actions array to be of length 1 in "
+                    f"outer layer but got size: {len(actions)}")
+    return list(actions[0]), None
+
+
+def _schema_version(state: dict[str, Any]) -> int:
+    try:
+        return int(state.get("schemaVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _episode(name: str, result: _Result, sim: replay.Replay, now: datetime, actions: list[Any]) -> Episode:
+    """The host completes or fails the instance only once its replay got through every action."""
+    state = result.state
+    failure = _failure(name, result) if result.error and sim.finished else None
+    done = sim.finished and (failure is not None or bool(state.get("isDone")))
+    completed = done and failure is None
+    return Episode(
+        decisions=[_DECISIONS[op.kind](op, now) for op in sim.new],
+        done=done,
+        output=compact(state["output"]) if completed and state.get("output") is not None else None,
+        failure=failure,
+        continue_as_new=_stored(sim.continue_as_new) if completed else None,
+        custom_status=compact(state["customStatus"]) if state.get("customStatus") is not None else None,
+        completion_id=sim.next_id,
+        actions=actions,
+        canceled_timer_ids=sim.canceled_timers,
+    )
+
+
+def _failure(name: str, result: _Result) -> Failure:
+    return Failure(f"Orchestrator function '{name}' failed: {result.error}",
+                   f"Message: {result.error}, StackTrace: {result.stack}")
+
+
+def compact(value: Any) -> str:
+    """Newtonsoft `Formatting.None`: no whitespace, non-ASCII kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _stored(text: str | None) -> str | None:
+    """The host serializes the SDK's input text as a .NET string: a JSON string holding JSON text."""
+    return None if text is None else json.dumps(text, ensure_ascii=False)
+
+
+# -- one decision builder per kind; `input` is what the engine hands on ----------------------------
+
+def _activity(op: replay.Op, now: datetime) -> Decision:
+    """input: the activity's JSON text (TaskScheduled stores it wrapped in an array)."""
+    return Decision("activity", task_scheduled(now, op.id, op.name or "", op.input), name=op.name,
+                    input=op.input, request=op.request)
+
+
+def _timer(op: replay.Op, now: datetime) -> Decision:
+    fire_at = op.fire_at or now  # every timer op carries its FireAt
+    return Decision("timer", timer_created(now, op.id, fire_at), fire_at=fire_at, canceled=op.canceled)
+
+
+def _sub_orchestration(op: replay.Op, now: datetime) -> Decision:
+    """input: the child's ExecutionStarted.Input (stored form, §2.10)."""
+    stored = _stored(op.input)
+    return Decision("suborchestration",
+                    sub_orchestration_created(now, op.id, op.name or "", op.instance_id or "", stored),
+                    name=op.name, input=stored, instance_id=op.instance_id)
+
+
+def _event_sent(op: replay.Op, now: datetime) -> Decision:
+    """input: the RequestMessage JSON (EventSent.Input); name: the entity operation."""
+    event = event_sent(now, op.id, op.instance_id or "", replay.ENTITY_EVENT_NAME, op.input)
+    return Decision("event_sent", event, name=op.name, input=op.input, instance_id=op.instance_id,
+                    request=op.request)
+
+
+_DECISIONS: dict[str, Callable[[replay.Op, datetime], Decision]] = {
+    "activity": _activity, "timer": _timer, "suborchestration": _sub_orchestration, "event_sent": _event_sent,
+}
