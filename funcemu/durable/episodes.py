@@ -95,6 +95,7 @@ class Episodes:
             h.execution_completed(now, -1, RuntimeStatus.Terminated.number, reason),
             h.orchestrator_completed(now)]
         cp.state.runtime_status, cp.state.output = RuntimeStatus.Terminated, reason
+        cp.canceled_timers = outstanding_timers(past + new_events)
         log.info("%s: Function '%s (Orchestrator)' was terminated. Reason: %s", cp.instance_id,
                  cp.state.name, reason)
 
@@ -104,6 +105,9 @@ class Episodes:
         events = list(new_events)
         apply_decisions(self.engine, cp, state, episode, events, now)
         continued = complete_execution(self.engine, cp, state, past + new_events, episode, events, now)
+        cp.canceled_timers = list(episode.canceled_timer_ids)
+        if continued or cp.state.runtime_status.is_terminal:
+            cp.canceled_timers = outstanding_timers(past + events)
         if continued:  # the next execution starts from an empty history with its own ExecutionStarted
             cp.new_events, cp.replace_history = [], True
             return
@@ -202,3 +206,9 @@ def _failed_episode(name: str, message: str) -> Episode:
     failure = Failure(f"Orchestrator function '{name}' failed: {message}", f"Message: {message}, StackTrace: ")
     return Episode(decisions=[], done=True, output=None, failure=failure, continue_as_new=None,
                    custom_status=None, completion_id=0, actions=[])
+
+
+def outstanding_timers(events: list[dict[str, Any]]) -> list[int]:
+    """Timers created and not yet fired: their messages are dropped when the execution ends."""
+    fired = {e["TimerId"] for e in events if e["EventType"] == EventType.TimerFired}
+    return [e["EventId"] for e in events if e["EventType"] == EventType.TimerCreated and e["EventId"] not in fired]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from funcemu.durable.activities import ActivityRunner
-from funcemu.durable.api import client_binding_json, make_durable_app
+from funcemu.durable.api import RPC_PATH, client_binding_json, make_durable_app
 from funcemu.durable.clock import Clock, RealClock, VirtualClock
 from funcemu.durable.engine import Engine
 from funcemu.durable.registry import DurableRegistry
@@ -42,7 +42,7 @@ async def start_durable(host: Host, stack: AsyncExitStack) -> web.Application:
     engine_ref.append(engine)
     host.engine = engine
     system_key = host.keys.durable_key if host.keys else None
-    rpc_url = await _start_rpc_site(engine, stack, system_key)
+    rpc_url = await _start_rpc_site(engine, stack, system_key, lambda request: host.base_url + WEBHOOK_PATH)
     host.rpc_base_url = rpc_url
 
     async def client_binding(spec: Any, binding: dict[str, Any], metadata: dict[str, Any]) -> str:
@@ -64,9 +64,12 @@ def _store_options(host: Host) -> dict[str, Any]:
     return storage_connection(host.config)
 
 
-async def _start_rpc_site(engine: Engine, stack: AsyncExitStack, system_key: str | None) -> str:
+async def _start_rpc_site(engine: Engine, stack: AsyncExitStack, system_key: str | None,
+                          public_base_url: Any) -> str:
     """The SDK's RPC endpoint (`rpcBaseUrl`): the same handler on its own local port, as the real host."""
-    app = make_durable_app(engine, rpc=True, system_key=system_key)
+    app = web.Application(client_max_size=1024 ** 3)
+    app.add_subapp(RPC_PATH, make_durable_app(engine, rpc=True, system_key=system_key,
+                                              public_base_url=public_base_url))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
