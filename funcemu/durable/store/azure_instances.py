@@ -1,0 +1,116 @@
+"""The `{Hub}Instances` table: one status row per instance (RowKey ""), docs/azure-storage-taskhub.md §4.
+
+The row is replaced whole at each write. Input, output or custom status over 60 KiB (UTF-16) go to a
+`{h}-largemessages` blob and the column holds the blob's absolute URL, as the provider writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from funcemu.durable.store import azure_rows as rows
+from funcemu.durable.store.azure_blobs import LargeMessages
+from funcemu.durable.store.azure_names import (
+    escape_key,
+    odata_datetime,
+    odata_string,
+    prefix_filter,
+    unescape_key,
+)
+from funcemu.durable.store.base import InstanceQuery, InstanceState
+from funcemu.durable.store.memory import decode_continuation, encode_continuation, matches, to_micros
+
+_BLOB_COLUMNS = ("Input", "Output", "CustomStatus")
+Entity = dict[str, Any]
+
+
+class InstancesTable:
+    def __init__(self, table: TableClient, blobs: LargeMessages, hub: str) -> None:
+        self.table, self._blobs, self._hub = table, blobs, hub
+
+    async def row(self, instance_id: str) -> Entity | None:
+        try:
+            found: Entity = await self.table.get_entity(escape_key(instance_id), "")
+        except ResourceNotFoundError:
+            return None
+        return found
+
+    async def read(self, instance_id: str) -> InstanceState | None:
+        found = await self.row(instance_id)
+        return await self.state(found, instance_id) if found is not None else None
+
+    async def state(self, entity: Entity, instance_id: str) -> InstanceState:
+        resolved = dict(entity)
+        for column in _BLOB_COLUMNS:
+            name = self._blobs.name_in(resolved.get(column))
+            if name:
+                resolved[column] = await self._blobs.download(name)
+        return rows.entity_instance(resolved, instance_id)
+
+    async def write(self, state: InstanceState, etag: rows.HubEtag) -> None:
+        entity = rows.instance_entity(state, self._hub, etag)
+        for column in _BLOB_COLUMNS:
+            value = entity.get(column)
+            if isinstance(value, str) and rows.utf16_size(value) > rows.LARGE_COLUMN_BYTES:
+                name = f"{entity['PartitionKey']}/instance-{state.execution_id}-{column}.json.gz"
+                await self._blobs.upload(name, value)
+                entity[column] = self._blobs.url_for(name)
+        await self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    async def delete(self, instance_id: str) -> bool:
+        """Delete the row; whether it existed."""
+        if await self.row(instance_id) is None:
+            return False
+        try:
+            await self.table.delete_entity(escape_key(instance_id), "")
+        except ResourceNotFoundError:
+            return False
+        await self._blobs.delete_prefixes([f"{escape_key(instance_id)}/instance-"])
+        return True
+
+    async def query(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
+        """Filter in the service, then order by (created time, id) and page by that key, as the other
+        stores do; the Table service itself only returns rows in PartitionKey order."""
+        after = decode_continuation(query.continuation)
+        try:
+            found = [entity async for entity in self.table.query_entities(_filter(query, after) or "")]
+        except ResourceNotFoundError:
+            return [], None
+        states = await asyncio.gather(*(self.state(entity, _instance_id(entity)) for entity in found))
+        keyed = sorted(((to_micros(state.created_time), state.instance_id), state) for state in states
+                       if matches(state, query) and (after is None or
+                                                     (to_micros(state.created_time), state.instance_id) > after))
+        page = keyed[:query.top] if query.top and query.top > 0 else keyed
+        token = encode_continuation(page[-1][0]) if len(page) < len(keyed) else None
+        return [state for _, state in page], token
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _instance_id(entity: Entity) -> str:
+    return unescape_key(str(entity["PartitionKey"]))
+
+
+def _filter(query: InstanceQuery, after: tuple[int, str] | None) -> str:
+    """The provider's OData conditions (§4.4), each in parentheses, joined with `and`."""
+    parts = ["RowKey eq ''"]
+    created_from = query.created_from
+    if after is not None:
+        resume = _EPOCH + timedelta(microseconds=after[0])
+        created_from = max(created_from, resume) if created_from else resume
+    if created_from is not None:
+        parts.append(f"CreatedTime ge {odata_datetime(created_from)}")
+    if query.created_to is not None:
+        parts.append(f"CreatedTime le {odata_datetime(query.created_to)}")
+    if query.statuses:
+        parts.append(" or ".join(f"RuntimeStatus eq {odata_string(status.value)}" for status in query.statuses))
+    if query.instance_id_prefix:
+        parts.append(prefix_filter("PartitionKey", escape_key(query.instance_id_prefix)))
+    return " and ".join(f"({part})" for part in parts)
