@@ -46,7 +46,7 @@ class FunctionDispatcher:
         self.table = build_route_table(host.indexed.functions, host.config.route_prefix)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        found = self.table.resolve(request.method, request.path.lstrip("/"))
+        found = self.table.resolve(request.method, request.path[1:])
         if found is None:
             if request.path == "/" and request.method in ("GET", "HEAD"):
                 return await self.host.admin.home(request)
@@ -79,7 +79,7 @@ class FunctionDispatcher:
             return web.Response(status=200)
         try:
             rendered = render_http_response(value)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             log.error("Executed 'Functions.%s' (Failed): %s", spec.name, exc)
             return web.Response(status=500)
         response = web.Response(status=rendered.status, body=rendered.body)
