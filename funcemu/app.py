@@ -7,20 +7,26 @@ conflicts) drop only the function in error and are reported, as in the host.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib
 import inspect
 import json
 import logging
+import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 
 from funcemu.errors import FuncemuError
+from funcemu.http.routes import RouteTemplate, RouteTemplateError
+from funcemu.signature import check_signature, has_implicit_output
 
 log = logging.getLogger("funcemu.app")
 
@@ -39,6 +45,19 @@ IMPORT_HINT = ("Cannot find module. Please check the requirements.txt file for t
                "Current sys.path: {path}")
 
 
+# Frames of funcemu and of the machinery between it and the user's code, left out of tracebacks.
+_MACHINERY = (f"{Path(__file__).parent}{os.sep}", "<frozen importlib",
+              *(f"{Path(module.__file__ or '').parent}{os.sep}" for module in (asyncio, concurrent.futures, importlib)))
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The formatted exception, its stack starting at the first frame of the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_MACHINERY):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 class AppLoadError(FuncemuError):
     """function_app.py could not be indexed; the message carries the worker's text and the traceback."""
 
@@ -46,7 +65,7 @@ class AppLoadError(FuncemuError):
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ImportError) and not isinstance(exc, FuncemuError):
             text += ". " + IMPORT_HINT.format(path=sys.path)
-        trace = "".join(traceback.format_exception(exc)) if with_traceback else ""
+        trace = user_traceback(exc) if with_traceback else ""
         super().__init__(f"Worker failed to index functions in {script}\nResult: Failure\n"
                          f"Exception: {text}" + (f"\nStack: {trace}" if trace else ""))
 
@@ -63,6 +82,7 @@ class FunctionSpec:
     directory: str
     is_async: bool
     needs_context: bool
+    takes_return: bool = True  # a `$return` binding or one with an implicit output (the worker's has_return)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -171,8 +191,9 @@ def _spec(fn: Any) -> FunctionSpec:
     spec = FunctionSpec(
         name=name, function=fn, callable=user, bindings=bindings, trigger=trigger,
         directory=_directory(target), is_async=inspect.iscoroutinefunction(user),
-        needs_context=_needs_context(user, bindings))
-    _validate_parameters(spec)
+        needs_context=_needs_context(user, bindings),
+        takes_return=any(b["name"] == "$return" or has_implicit_output(b["type"]) for b in bindings))
+    check_signature(name, fn)
     return spec
 
 
@@ -186,51 +207,6 @@ def _directory(target: Callable[..., Any]) -> str:
 def _needs_context(user: Callable[..., Any], bindings: list[dict[str, Any]]) -> bool:
     params = inspect.signature(user).parameters
     return "context" in params and not any(b["name"] == "context" for b in bindings)
-
-
-def _validate_parameters(spec: FunctionSpec) -> None:
-    """The worker's parameter checks, with its messages (`cannot load the <name> function: ...`)."""
-    params = inspect.signature(spec.callable).parameters
-    bound = {b["name"] for b in spec.bindings if b["name"] != "$return"}
-    declared = set(params) - ({"context"} if spec.needs_context else set())
-    missing_in_json = declared - bound
-    missing_in_python = bound - declared
-    prefix = f"cannot load the {spec.name} function: "
-    if missing_in_json:
-        raise FunctionLoadError(prefix + "the following parameters are declared in Python but not in "
-                                f"function.json: {missing_in_json}")
-    if missing_in_python:
-        raise FunctionLoadError(prefix + "the following parameters are declared in function.json but not "
-                                f"in Python: {missing_in_python}")
-    context = params.get("context")
-    if spec.needs_context and context is not None and context.annotation is not inspect.Parameter.empty:
-        if getattr(context.annotation, "__name__", None) != "Context":
-            raise FunctionLoadError(prefix + "the \"context\" parameter is expected to be of type "
-                                    f"azure.functions.Context, got {context.annotation!r}")
-    for binding in spec.bindings:
-        _validate_out_annotation(spec, binding, params.get(binding["name"]), prefix)
-
-
-def _validate_out_annotation(spec: FunctionSpec, binding: dict[str, Any], param: Any, prefix: str) -> None:
-    if param is None or param.annotation is inspect.Parameter.empty:
-        return
-    is_out = _is_out_annotation(param.annotation)
-    direction = str(binding.get("direction", "IN")).upper()
-    if direction == "IN" and is_out:
-        raise FunctionLoadError(prefix + f"binding {binding['name']} is declared to have the \"in\" direction "
-                                "in function.json, but its annotation is azure.functions.Out in Python")
-    if direction == "OUT" and not is_out:
-        raise FunctionLoadError(prefix + f"binding {binding['name']} is declared to have the \"out\" direction, "
-                                "but its annotation in Python is not a subclass of azure.functions.Out")
-
-
-def _is_out_annotation(annotation: Any) -> bool:
-    origin = getattr(annotation, "__origin__", annotation)
-    return isinstance(origin, type) and issubclass(origin, func.Out)
-
-
-class FunctionLoadError(FuncemuError):
-    pass
 
 
 def _host_validate(script: Path, app: Any, specs: list[FunctionSpec], allow: list[str] | None) -> IndexedApp:
@@ -271,6 +247,10 @@ def _route_problem(spec: FunctionSpec, loaded: list[FunctionSpec]) -> str | None
     route = spec.route.strip("/").lower()
     if route.startswith("admin") or route.startswith("runtime"):
         return "The specified route conflicts with one or more built in routes."
+    try:
+        RouteTemplate(spec.route)
+    except RouteTemplateError as exc:
+        return str(exc)
     for other in loaded:
         if other.is_http and other.route.strip("/").lower() == route and _methods_overlap(spec, other):
             return f"The route specified conflicts with the route defined by function '{other.name}'."

@@ -7,7 +7,8 @@ effects of OUT bindings (queue messages, blobs, table rows) after a successful i
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from funcemu.app import FunctionSpec
 from funcemu.errors import FuncemuError

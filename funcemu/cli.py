@@ -8,18 +8,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from funcemu import __version__
-from funcemu.config import find_app_root, load_config
-from funcemu.console import say, setup_console
+from funcemu.config import ConfigError, find_app_root, load_config
+from funcemu.console import apply_log_levels, say, setup_console
 from funcemu.errors import FuncemuError
-from funcemu.host import Host, HostOptions
+
+if TYPE_CHECKING:
+    from funcemu.host import Host
+    from funcemu.http.keys import Keys
 
 log = logging.getLogger("funcemu.cli")
+NO_FUNCTIONS = ("No job functions found. Try making your job classes and methods public. If you're using binding "
+                "extensions (e.g. Azure Storage, ServiceBus, Timers, etc.) make sure you've called the registration "
+                "method for the extension(s) in your startup code (e.g. builder.AddAzureStorage(), "
+                "builder.AddServiceBus(), builder.AddTimers(), etc.).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,32 +68,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "start":
         return int(args.run(args))
-    setup_console(verbose=args.verbose)
+    console = setup_console(verbose=args.verbose)
+    host: Host | None = None
     try:
-        return asyncio.run(_serve(args))
+        host = _prepare(args, console)
+        code = asyncio.run(_serve(host, verbose=args.verbose))
     except FuncemuError as exc:
         print(f"\033[31m{exc}\033[0m" if sys.stderr.isatty() else str(exc), file=sys.stderr, flush=True)
-        return 1
+        code = 1
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    if host is not None and host.invoker.busy_threads:
+        _abandon(host.invoker.busy_threads, code)
+    return code
 
 
-async def _serve(args: argparse.Namespace) -> int:
+def _abandon(busy: int, code: int) -> None:
+    """Exit without joining worker threads still inside a function (as the host kills its worker)."""
+    log.warning("%d function invocation(s) still running at shutdown are abandoned.", busy)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _prepare(args: argparse.Namespace, console: logging.Handler) -> Host:
+    """The configuration and the (not yet started) host; configuration errors raise ConfigError."""
+    if args.app is not None and not args.app.is_dir():
+        raise ConfigError(args.app, "not found: --app must name the function app folder")
     app_root = find_app_root(args.app or Path.cwd())
+    data_dir = args.data_dir.resolve() if args.data_dir else None
+    os.chdir(app_root)  # the worker's working directory is the app root
     config = load_config(app_root, port=args.port, address=args.address, cors=args.cors,
                          cors_credentials=args.cors_credentials, functions=args.functions)
-    options = HostOptions(storage=args.storage, data_dir=args.data_dir, time_skipping=args.time_skipping,
-                          enable_auth=args.enable_auth, verbose=args.verbose)
-    host = Host(config, options)
+    apply_log_levels(console, config.log_levels)
+    from funcemu.host import Host, HostOptions  # after the configuration: its errors need no server code
+
+    return Host(config, HostOptions(storage=args.storage, data_dir=data_dir, time_skipping=args.time_skipping,
+                                    enable_auth=args.enable_auth, verbose=args.verbose))
+
+
+async def _serve(host: Host, verbose: bool) -> int:
     _print_banner()
     await host.start()
     try:
         print_functions(host)
         if host.keys is not None:
-            _print_keys(host)
-        if not args.verbose:
+            _print_keys(host.keys)
+        if not verbose:
             say("For detailed output, run func with --verbose flag.")
-        say(f"Listening on http://{config.address}:{host.port}")
+        address = host.config.address
+        say(f"Listening on http://{f'[{address}]' if ':' in address else address}:{host.port}")
         await _wait_for_signal()
     finally:
         await host.stop()
@@ -102,7 +135,7 @@ def _print_banner() -> None:
 def print_functions(host: Host) -> None:
     functions = host.indexed.functions
     if not functions:
-        log.warning("No job functions found.")
+        log.warning(NO_FUNCTIONS)
         return
     say()
     say("Functions:")
@@ -116,12 +149,14 @@ def print_functions(host: Host) -> None:
         say()
 
 
-def _print_keys(host: Host) -> None:
-    assert host.keys is not None
-    say("Keys (--enable-auth; stored in .funcemu/keys.json):")
-    say(f"\tmaster (admin): {host.keys.master}")
-    say(f"\tdurabletask_extension (system): {host.keys.durable_key}")
-    for name, key in sorted(host.keys.functions.items()):
+def _print_keys(keys: Keys) -> None:
+    say(f"Keys (--enable-auth; stored in {keys.path}):")
+    say(f"\tmaster (admin): {keys.master}")
+    for name, key in sorted(keys.host.items()):
+        say(f"\t{name} (host): {key}")
+    for name, key in sorted(keys.system.items()):
+        say(f"\t{name} (system): {key}")
+    for name, key in sorted(keys.functions.items()):
         say(f"\t{name} (function): {key}")
     say()
 

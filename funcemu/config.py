@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from funcemu.console import parse_level
 from funcemu.errors import FuncemuError
 
 log = logging.getLogger("funcemu.config")
@@ -84,6 +85,15 @@ class HostJson:
                 return default
             node = node[match]
         return node
+
+    def section(self, dotted: str) -> dict[str, Any]:
+        """The leaves directly under `dotted`, keys lower-cased, with `<path>__<key>` overrides applied."""
+        node = self.get(dotted)
+        merged = {str(k).lower(): v for k, v in node.items()} if isinstance(node, dict) else {}
+        prefix = dotted.lower().replace(".", ":") + ":"
+        merged.update({k[len(prefix):]: v for k, v in self._overrides.items()
+                       if k.startswith(prefix) and ":" not in k[len(prefix):]})
+        return merged
 
     def get_list(self, dotted: str) -> list[Any] | None:
         """Arrays may also come as `<path>__0`, `<path>__1`, ... overrides (e.g. `--functions`)."""
@@ -206,6 +216,17 @@ def apply_settings(settings: LocalSettings, environ: dict[str, str] | os._Enviro
         environ[key] = value
 
 
+def apply_host_environment(config: HostConfig, port: int, environ: Any = None) -> None:
+    """The settings Core Tools adds for the host and the worker (docs §7)."""
+    environ = os.environ if environ is None else environ
+    environ["WEBSITE_HOSTNAME"] = f"localhost:{port}"
+    environ["AzureWebJobsScriptRoot"] = str(config.app_root)
+    if environ.get("AZURE_FUNCTIONS_ENVIRONMENT", "Development") != "Development":
+        log.warning("AZURE_FUNCTIONS_ENVIRONMENT is set to '%s'; func start forces 'Development'.",
+                    environ["AZURE_FUNCTIONS_ENVIRONMENT"])
+    environ["AZURE_FUNCTIONS_ENVIRONMENT"] = "Development"
+
+
 @dataclass
 class HostConfig:
     """Everything the host needs, resolved from files, environment and command-line options."""
@@ -222,6 +243,7 @@ class HostConfig:
     cors_credentials: bool
     functions_allow: list[str] | None
     script_file: str
+    log_levels: dict[str, int] = field(default_factory=dict)
 
 
 def load_config(app_root: Path, *, port: int | None = None, address: str | None = None,
@@ -246,7 +268,20 @@ def load_config(app_root: Path, *, port: int | None = None, address: str | None 
         cors_credentials=settings.cors_credentials if cors_credentials is None else cors_credentials,
         functions_allow=host_json.get_list("functions"),
         script_file=environ.get("PYTHON_SCRIPT_FILE_NAME") or "function_app.py",
+        log_levels=_log_levels(host_json),
     )
+
+
+def _log_levels(host_json: HostJson) -> dict[str, int]:
+    """`logging.logLevel`: category (or `default`) -> level, with the .NET level names."""
+    levels: dict[str, int] = {}
+    for category, name in host_json.section("logging.logLevel").items():
+        level = parse_level(name)
+        if level is None:
+            raise ConfigError(host_json.path, f"'{name}' is not a log level (Trace, Debug, Information, "
+                              "Warning, Error, Critical, None)", key=f"logging.logLevel.{category}")
+        levels[category] = level
+    return levels
 
 
 def _route_prefix(host_json: HostJson) -> str:

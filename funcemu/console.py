@@ -1,12 +1,26 @@
-"""Console output in the shape `func start` prints: `[yyyy-MM-ddTHH:mm:ss.fffZ] message` per line."""
+"""Console output in the shape `func start` prints: `[yyyy-MM-ddTHH:mm:ss.fffZ] message` per line.
+
+Which records show follows Core Tools (docs §8): system categories from Warning (Information with
+`--verbose`), user categories from Information, `logging.logLevel.default` in host.json overriding
+both; then the host.json category rules (`Function`, `Function.<name>`, ...), longest prefix first.
+User log records inside an invocation carry the category `Function.<name>.User`, as in the host.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any, TextIO
 
 SYSTEM_PREFIXES = ("funcemu", "azure", "aiohttp", "asyncio", "urllib3")
+# .NET LogLevel names -> Python levels; `None` hides everything.
+DOTNET_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "information": logging.INFO,
+                 "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+                 "none": logging.CRITICAL + 10}
+current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -18,19 +32,44 @@ class ConsoleFormatter(logging.Formatter):
         return "\n".join(f"[{stamp}] {line}" for line in text.splitlines() or [""])
 
 
+def parse_level(value: Any) -> int | None:
+    """A .NET LogLevel name (case-insensitive) as a Python level, or None if it is not one."""
+    return DOTNET_LEVELS.get(str(value).strip().lower())
+
+
+def category_of(record: logging.LogRecord) -> str:
+    """The host's category: user records inside an invocation belong to `Function.<name>.User`."""
+    name = record.name
+    if name.startswith(SYSTEM_PREFIXES) or name.startswith("Function."):
+        return name
+    function = current_function.get()
+    return f"Function.{function}.User" if function else name
+
+
 class CategoryFilter(logging.Filter):
     """System categories from `system_level` up; user categories (functions, user loggers) from `user_level`."""
 
-    def __init__(self, system_level: int, user_level: int) -> None:
+    def __init__(self, system_level: int, user_level: int, rules: Mapping[str, int] | None = None) -> None:
         super().__init__()
         self.system_level, self.user_level = system_level, user_level
+        self.rules = {k.lower(): v for k, v in (rules or {}).items()}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        system = record.name.startswith(SYSTEM_PREFIXES)
-        return record.levelno >= (self.system_level if system else self.user_level)
+        category = category_of(record)
+        system = category.startswith(SYSTEM_PREFIXES)
+        if record.levelno < (self.system_level if system else self.user_level):
+            return False
+        rule = self._rule(category.lower())
+        return rule is None or record.levelno >= rule
+
+    def _rule(self, category: str) -> int | None:
+        """The level of the longest host.json category that prefixes `category` (else `default`)."""
+        matches = [key for key in self.rules if key != "default" and category.startswith(key)]
+        return self.rules[max(matches, key=len)] if matches else self.rules.get("default")
 
 
-def setup_console(verbose: bool = False, user_level: int = logging.INFO, stream=None) -> logging.Handler:
+def setup_console(verbose: bool = False, user_level: int = logging.INFO,
+                  stream: TextIO | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(ConsoleFormatter())
     handler.addFilter(CategoryFilter(logging.INFO if verbose else logging.WARNING, user_level))
@@ -40,6 +79,18 @@ def setup_console(verbose: bool = False, user_level: int = logging.INFO, stream=
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else min(user_level, logging.INFO))
     return handler
+
+
+def apply_log_levels(handler: logging.Handler, levels: Mapping[str, int]) -> None:
+    """host.json `logging.logLevel`: `default` sets both console levels, the rest are category rules."""
+    root = logging.getLogger()
+    for found in handler.filters:
+        if isinstance(found, CategoryFilter):
+            found.rules = {k.lower(): v for k, v in levels.items()}
+            default = found.rules.get("default")
+            if default is not None:
+                found.system_level = found.user_level = default
+            root.setLevel(min(root.level, found.system_level, found.user_level))
 
 
 def say(text: str = "") -> None:

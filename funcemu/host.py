@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from aiohttp import web
 
 from funcemu.app import FunctionSpec, IndexedApp, load_app
 from funcemu.bindings import BindingRegistry
-from funcemu.config import HostConfig
+from funcemu.config import HostConfig, apply_host_environment
 from funcemu.errors import FuncemuError
 from funcemu.http.admin import AdminApi
 from funcemu.http.keys import LEVELS, Keys
@@ -26,6 +28,9 @@ from funcemu.http.server import build_application, level_required
 from funcemu.invoke import InvocationResult, Invoker
 
 log = logging.getLogger("funcemu.host")
+DURABLE_BINDINGS = frozenset({"orchestrationTrigger", "activityTrigger", "entityTrigger", "durableClient"})
+STORAGE_BINDINGS = frozenset({"timerTrigger", "queueTrigger", "blobTrigger", "queue", "blob", "table"})
+AdminInvoker = Callable[[FunctionSpec, "str | None"], Awaitable[None]]
 
 
 class PortInUseError(FuncemuError):
@@ -57,6 +62,7 @@ class Host:
         self.keys: Keys | None = None
         self.engine: Any = None
         self.extra_routes: list[web.RouteDef] = []
+        self.admin_invokers: dict[str, AdminInvoker] = {}  # trigger type -> runner (registered by triggers/)
         self.port = config.port
         self.rpc_base_url: str | None = None
         self._stack = AsyncExitStack()
@@ -64,6 +70,7 @@ class Host:
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         self.state = "Starting"
+        started = time.perf_counter()
         try:
             await self._start()
         except BaseException:
@@ -72,13 +79,17 @@ class Host:
             self.state = "Error"
             raise
         self.state = "Running"
+        log.info("Host started (%dms)", (time.perf_counter() - started) * 1000)
 
     async def _start(self) -> None:
+        main_socket = _bind(self.config.address, self.config.port)  # as Core Tools: the port is checked first
+        self._stack.callback(main_socket.close)
+        self.port = main_socket.getsockname()[1]
+        apply_host_environment(self.config, self.port)
         self.indexed = load_app(self.config.app_root, self.config.script_file, self.config.functions_allow)
+        log.info("%d functions loaded", len(self.indexed.functions))
         if self.options.enable_auth:
             self.keys = Keys.load(self.data_dir, [f.name for f in self.indexed.functions])
-        main_socket = _bind(self.config.address, self.config.port)
-        self.port = main_socket.getsockname()[1]
         durable_app = await self._start_durable()
         app = build_application(self, durable_app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -87,18 +98,19 @@ class Host:
         await web.SockSite(runner, main_socket).start()
         await self._start_triggers()
 
+    def _uses(self, binding_types: frozenset[str]) -> bool:
+        return any(b["type"] in binding_types for f in self.indexed.functions for b in f.bindings)
+
     async def _start_durable(self) -> web.Application | None:
-        if not any(f.trigger_type in ("orchestrationTrigger", "activityTrigger", "entityTrigger")
-                   or any(b["type"] == "durableClient" for b in f.bindings) for f in self.indexed.functions):
+        if not self._uses(DURABLE_BINDINGS):
             return None
         from funcemu.durable.setup import start_durable  # imported lazily: HTTP-only apps start faster
         return await start_durable(self, self._stack)
 
     async def _start_triggers(self) -> None:
-        try:
-            from funcemu.triggers import start_triggers
-        except ImportError:
+        if not self._uses(STORAGE_BINDINGS):
             return
+        from funcemu.triggers import start_triggers  # lazily: the Storage SDKs take ~1 s to import
         await start_triggers(self, self._stack)
 
     async def stop(self) -> None:
@@ -109,22 +121,26 @@ class Host:
 
     # ---- calling functions --------------------------------------------------------------------
     async def call(self, spec: FunctionSpec, trigger_name: str, trigger_value: Any, metadata: dict[str, Any],
-                   *, reason: str, log_calls: bool = True) -> InvocationResult:
-        """Gather the other inputs, invoke, then write the outputs of a successful call."""
+                   *, reason: str, log_calls: bool = True,
+                   convert: Callable[[InvocationResult], Any] | None = None) -> InvocationResult:
+        """Gather the other inputs, invoke, then convert the result and write the outputs.
+
+        `convert` (the HTTP response rendering) and the output writers run inside the invocation: if
+        either fails, the invocation is logged and returned as failed.
+        """
         inputs = await self.bindings.gather_inputs(spec, metadata)
         inputs[trigger_name] = trigger_value
-        result = await self.invoker.invoke(spec, inputs, reason=reason, log_calls=log_calls)
-        if result.ok:
-            try:
-                await self.bindings.write_outputs(spec, result.outputs, result.return_value, metadata)
-            except Exception as exc:  # an output that cannot be written fails the invocation
-                log.exception("Function '%s': writing output bindings failed", spec.name)
-                result.error = exc
-        return result
+
+        async def finish(result: InvocationResult) -> None:
+            if convert is not None:
+                result.converted = convert(result)
+            await self.bindings.write_outputs(spec, result.outputs, result.return_value, metadata)
+
+        return await self.invoker.invoke(spec, inputs, reason=reason, log_calls=log_calls, after=finish)
 
     async def invoke_by_admin(self, spec: FunctionSpec, raw_input: str | None) -> None:
         """`POST /admin/functions/{name}`: the trigger's listener turns the input into its trigger value."""
-        runner = getattr(self, "admin_invokers", {}).get(spec.trigger_type)
+        runner = self.admin_invokers.get(spec.trigger_type)
         if runner is None:
             log.error("Function '%s' (%s) cannot be invoked through the admin API.", spec.name, spec.trigger_type)
             return

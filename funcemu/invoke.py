@@ -13,18 +13,18 @@ import logging
 import os
 import threading
 import time
-import traceback
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 
-from funcemu.app import FunctionSpec
+from funcemu.app import FunctionSpec, user_traceback
+from funcemu.console import current_function
 
 current_invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("invocation", default=None)
-IMPLICIT_OUTPUT_TYPES = {"orchestrationTrigger", "activityTrigger", "entityTrigger"}
 
 
 class Out(func.Out):  # type: ignore[type-arg]
@@ -58,8 +58,7 @@ class Context(func.Context):
         self._invocation_id, self._spec = invocation_id, spec
         self._trace = TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
         self._retry = retry or RetryContext()
-        self._thread_local = threading.local()
-        self._thread_local.invocation_id = invocation_id
+        self._thread_local = threading.local()  # `.invocation_id` is set in the thread that runs the call
 
     invocation_id = property(lambda self: self._invocation_id)
     function_name = property(lambda self: self._spec.name)
@@ -76,6 +75,7 @@ class InvocationResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     traceback: str = ""
+    converted: Any = None  # what `after` made of the return value (the HTTP response)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +91,7 @@ class FunctionTimeoutError(Exception):
     pass
 
 
+After = Callable[[InvocationResult], Awaitable[None]]
 def thread_pool_size(environ: Any = None) -> int | None:
     raw = (environ or os.environ).get("PYTHON_THREADPOOL_THREAD_COUNT")
     if raw is None:
@@ -113,19 +114,31 @@ class Invoker:
         self.timeout = timeout
         self.pool = ThreadPoolExecutor(max_workers=pool_size or thread_pool_size(),
                                        thread_name_prefix="funcemu-worker")
+        self._lock = threading.Lock()
+        self._busy = 0
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def invoke(self, spec: FunctionSpec, inputs: dict[str, Any], *, reason: str,
-                     log_calls: bool = True, retry: RetryContext | None = None) -> InvocationResult:
-        """Call `spec` with already-decoded `inputs` (binding name -> value)."""
+                     log_calls: bool = True, retry: RetryContext | None = None,
+                     after: After | None = None) -> InvocationResult:
+        """Call `spec` with already-decoded `inputs` (binding name -> value).
+
+        `after` runs once the function succeeded and before `Executed '...'` is logged: converting the
+        return value and writing the outputs belong to the invocation, so their failure fails it.
+        """
         invocation_id = str(uuid.uuid4())
         logger = logging.getLogger(f"Function.{spec.name}")
         if log_calls:
             logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
         started = time.perf_counter()
         result = await self._call(spec, inputs, invocation_id, retry)
+        if result.ok and after is not None:
+            try:
+                await after(result)
+            except Exception as exc:
+                result.error, result.traceback = exc, user_traceback(exc)
         if log_calls:
             _log_outcome(logger, spec, result, time.perf_counter() - started)
         return result
@@ -138,24 +151,26 @@ class Invoker:
         args.update(outs)
         if spec.needs_context:
             args["context"] = Context(invocation_id, spec, retry)
-        token = current_invocation.set(invocation_id)
+        token, function_token = current_invocation.set(invocation_id), current_function.set(spec.name)
         try:
             value = await self._run(spec, args)
             _check_return(spec, value)
             result.return_value = value
             result.outputs = {name: out.get() for name, out in outs.items() if out.get() is not None}
         except Exception as exc:  # the user's exception is a failed invocation, never a host crash
-            result.error, result.traceback = exc, traceback.format_exc()
+            result.error, result.traceback = exc, user_traceback(exc)
         finally:
             current_invocation.reset(token)
+            current_function.reset(function_token)
         return result
 
     async def _run(self, spec: FunctionSpec, args: dict[str, Any]) -> Any:
         if spec.is_async:
-            call = spec.callable(**args)
+            call = _call_in_this_thread(spec, args)
         else:
             ctx = contextvars.copy_context()
-            call = asyncio.get_running_loop().run_in_executor(self.pool, lambda: ctx.run(spec.callable, **args))
+            call = asyncio.get_running_loop().run_in_executor(
+                self.pool, lambda: ctx.run(self._call_in_pool, spec, args))
         if self.timeout is None:
             return await call
         try:
@@ -166,10 +181,32 @@ class Invoker:
                 f"Functions.{spec.name}") from None
 
 
+    def _call_in_pool(self, spec: FunctionSpec, args: dict[str, Any]) -> Any:
+        with self._lock:
+            self._busy += 1
+        try:
+            return _call_in_this_thread(spec, args)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync calls still running in the pool (a timed-out call keeps its thread until it returns)."""
+        with self._lock:
+            return self._busy
+
+
+def _call_in_this_thread(spec: FunctionSpec, args: dict[str, Any]) -> Any:
+    """Call the function (an async one returns its coroutine) with the context bound to this thread."""
+    context = args.get("context")
+    if spec.needs_context and isinstance(context, Context):
+        context.thread_local_storage.invocation_id = context.invocation_id
+    return spec.callable(**args)
+
+
 def _check_return(spec: FunctionSpec, value: Any) -> None:
-    has_return = any(b["name"] == "$return" for b in spec.bindings)
-    implicit = spec.trigger_type in IMPLICIT_OUTPUT_TYPES
-    if value is not None and not has_return and not implicit:
+    if value is not None and not spec.takes_return:
         raise RuntimeError(f"function '{spec.name}' without a $return bindingreturned a non-None value")
 
 

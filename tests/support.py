@@ -49,18 +49,25 @@ def request(method: str, url: str, body: Any = None, headers: dict[str, str] | N
 class HostProcess:
     """`python -m funcemu start` for `app` on a free port; the log is kept for failing tests."""
 
-    def __init__(self, app: Path, *args: str, env: dict[str, str] | None = None, start_timeout: float = 30) -> None:
+    def __init__(self, app: Path, *args: str, env: dict[str, str] | None = None, start_timeout: float = 30,
+                 command: list[str] | None = None, cwd: Path | None = None) -> None:
+        """`command` replaces the whole default command line (`python -m funcemu start --app APP --port 0`);
+        it runs in `cwd` (default: the app folder)."""
         self.app, self.args, self.start_timeout = app, list(args), start_timeout
         self.env = {**os.environ, **(env or {})}
+        self.command, self.cwd = command, cwd or app
         self.lines: list[str] = []
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
+        self._changed = threading.Condition()
+        self._eof = False
 
     def start(self) -> HostProcess:
-        cmd = [sys.executable, "-m", "funcemu", "start", "--app", str(self.app), "--port", "0", *self.args]
+        cmd = self.command or [sys.executable, "-m", "funcemu", "start", "--app", str(self.app), "--port", "0",
+                               *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=self.env, cwd=self.app)
+                                     env=self.env, cwd=self.cwd)
         threading.Thread(target=self._pump, daemon=True).start()
         if not self._ready.wait(self.start_timeout) or not self.url:
             self.stop()
@@ -70,12 +77,32 @@ class HostProcess:
     def _pump(self) -> None:
         assert self.proc and self.proc.stdout
         for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
             match = READY.search(line)
             if match and not self.url:
                 self.url = match.group(1)
                 self._ready.set()
         self._ready.set()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def wait_for_log(self, pattern: str, timeout: float = 10, since: int = 0) -> re.Match[str]:
+        """The first log line from index `since` on that matches `pattern` (waits for it, deadline-bounded)."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = next((m for line in self.lines[since:] if (m := compiled.search(line))), None)
+                left = deadline - time.monotonic()
+                if found or left <= 0 or self._eof:
+                    break
+                self._changed.wait(left)
+        if found is None:
+            raise AssertionError(f"no log line matching {pattern!r} within {timeout}s; log:\n{self.log[-4000:]}")
+        return found
 
     @property
     def log(self) -> str:
@@ -85,6 +112,7 @@ class HostProcess:
         assert self.proc
         code = self.proc.wait(timeout)
         self._ready.wait(5)
+        self._close_output()
         return code
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -95,6 +123,14 @@ class HostProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._close_output()
+
+    def _close_output(self) -> None:
+        """Once the output is read to its end, close the pipe (an open one is a ResourceWarning at exit)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._eof, timeout=5)
+        if self.proc and self.proc.stdout and self._eof:
+            self.proc.stdout.close()
 
     def __enter__(self) -> HostProcess:
         return self.start()

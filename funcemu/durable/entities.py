@@ -64,8 +64,8 @@ def _entity_state(instance_id: str, name: str, state: InstanceState | None, now:
 
 def _run_batch(handler: Any, name: str, key: str, state: InstanceState | None, requests: list[dict[str, Any]],
                new_state: InstanceState) -> list[dict[str, Any]]:
-    batch = [{"name": r.get("op"), "isSignal": bool(r.get("signal")),
-              "input": None if r.get("input") is None else json.dumps(r["input"])} for r in requests]
+    # RequestMessage.Input is already the JSON text of the JSON text the SDK decodes twice (§4.2)
+    batch = [{"name": r.get("op"), "isSignal": bool(r.get("signal")), "input": r.get("input")} for r in requests]
     document = {"self": {"name": name, "key": key}, "exists": bool(state and state.output is not None),
                 "state": state.output if state else None, "batch": batch}
     try:
@@ -79,7 +79,7 @@ def _run_batch(handler: Any, name: str, key: str, state: InstanceState | None, r
 
 def _responses(requests: list[dict[str, Any]], results: list[dict[str, Any]], now: datetime) -> list[Message]:
     out = []
-    for request, result in zip(requests, results):
+    for request, result in zip(requests, results, strict=False):
         if request.get("signal") or not request.get("parent"):
             continue
         payload: dict[str, Any] = {"result": result.get("result")}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from azure.durable_functions.models.Task import TaskBase
 
-from funcemu.durable import replay
+from funcemu.durable import determinism, replay
 from funcemu.durable.history import (
     Event,
     EventType,
@@ -83,11 +83,15 @@ def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, p
     earlier episodes; `new` starts with OrchestratorStarted(now)."""
     history = played(past) + list(new)
     started = _execution_started(history)
-    result = _invoke(handler, context_document(history, instance_id, parent_instance_id, started))
+    with determinism.watch(name, handler, replaying=bool(past)):
+        result = _invoke(handler, context_document(history, instance_id, parent_instance_id, started))
     actions = result.state.get("actions") or []
     steps, layout_error = _steps(result.state)
     if layout_error and not result.error:
         result = _Result({}, layout_error)
+    if result.error and not result.state:  # no actions to replay: the host fails the instance at once
+        return Episode(decisions=[], done=True, output=None, failure=_failure(name, result), continue_as_new=None,
+                       custom_status=None, completion_id=_next_sequence_id(history), actions=actions)
     execution_id = (started.get("OrchestrationInstance") or {}).get("ExecutionId") or ""
     sim = replay.simulate(steps, history, orchestrator=name, instance_id=instance_id,
                           execution_id=execution_id)
@@ -112,6 +116,10 @@ def context_document(history: list[Event], instance_id: str, parent_instance_id:
         "maximumShortTimerDuration": MAXIMUM_SHORT_TIMER,
         "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
     })
+
+
+def _next_sequence_id(history: list[Event]) -> int:
+    return 1 + max((e["EventId"] for e in history if e.get("EventId", -1) >= 0), default=-1)
 
 
 def _execution_started(history: list[Event]) -> Event:

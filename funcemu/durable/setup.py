@@ -13,6 +13,7 @@ from funcemu.durable.activities import ActivityRunner
 from funcemu.durable.api import RPC_PATH, client_binding_json, make_durable_app
 from funcemu.durable.clock import Clock, RealClock, VirtualClock
 from funcemu.durable.engine import Engine
+from funcemu.durable.export import history_routes
 from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store import open_store
 from funcemu.http.admin import json_response
@@ -50,10 +51,25 @@ async def start_durable(host: Host, stack: AsyncExitStack) -> web.Application:
                                    hub_name=engine.hub_name, system_key=system_key)
 
     host.bindings.add_input("durableClient", client_binding)
+    stack.push_async_callback(_close_sdk_client_session)
     host.extra_routes.extend(clock_routes(clock, engine))
+    host.extra_routes.extend(history_routes(engine))
     await engine.start()
     stack.push_async_callback(engine.stop)
     return make_durable_app(engine, rpc=False, system_key=system_key)
+
+
+async def _close_sdk_client_session() -> None:
+    """The SDK client keeps one aiohttp session per process and never closes it (there is no worker shutdown
+    hook); closing it here keeps "Unclosed client session" tracebacks out of the log at exit. Older SDKs
+    have no shared session."""
+    try:
+        from azure.durable_functions.models.utils import http_utils
+    except ImportError:
+        return
+    close = getattr(http_utils, "_close_session", None)
+    if close is not None:
+        await close()
 
 
 def _store_options(host: Host) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ log = logging.getLogger("funcemu.http")
 DEFAULT_BODY_LIMIT = 104857600  # Kestrel's MaxRequestBodySize as set by Core Tools (100 MiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_ALLOW_HEADERS = "Access-Control-Allow-Headers"
+INVOKE_REASON = "This function was programmatically called via the host APIs."
 
 
 def body_limit() -> int:
@@ -32,10 +34,13 @@ def body_limit() -> int:
 
 
 def build_route_table(functions: list[FunctionSpec], prefix: str) -> RouteTable:
-    routes = [FunctionRoute(spec.name, RouteTemplate(join_route(prefix, spec.route)),
-                            set(spec.methods) if spec.methods else None)
-              for spec in functions if spec.is_http]
-    return RouteTable(routes)
+    table = RouteTable(FunctionRoute(spec.name, RouteTemplate(join_route(prefix, spec.route)),
+                                     set(spec.methods) if spec.methods else None)
+                       for spec in functions if spec.is_http)
+    for route in table.routes:
+        methods = ",".join(sorted(m.lower() for m in route.methods)) if route.methods else "all"
+        log.info("Mapped function route '%s' [%s] to '%s'", route.template.template, methods, route.name)
+    return table
 
 
 class FunctionDispatcher:
@@ -44,6 +49,7 @@ class FunctionDispatcher:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.table = build_route_table(host.indexed.functions, host.config.route_prefix)
+        self.body_limit = body_limit()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         found = self.table.resolve(request.method, request.path[1:])
@@ -59,29 +65,30 @@ class FunctionDispatcher:
         return await self.run(request, spec, values)
 
     async def run(self, request: web.Request, spec: FunctionSpec, values: dict[str, str]) -> web.StreamResponse:
+        if (request.content_length or 0) > self.body_limit:
+            return web.Response(status=413)  # as Kestrel: refused before the function runs, empty body
         body = await request.read() if request.content_length else b""
         url = f"{request.scheme}://{request.host}{request.raw_path}"
         req = build_http_request(request.method, url, list(request.headers.items()),
                                  list(request.query.items()), values, body)
         metadata: dict[str, Any] = {**values, "Query": dict(request.query), "Headers": dict(request.headers)}
-        result = await self.host.call(spec, spec.trigger["name"], req, metadata,
-                                      reason="This function was programmatically called via the host APIs.")
+        result = await self.host.call(spec, spec.trigger["name"], req, metadata, reason=INVOKE_REASON,
+                                      convert=lambda done: self.render(spec, done.return_value, done.outputs))
         if not result.ok:
             return web.Response(status=500)
-        return self.render(spec, result.return_value, result.outputs)
+        response: web.StreamResponse = result.converted
+        return response
 
-    def render(self, spec: FunctionSpec, return_value: Any, outputs: dict[str, Any]) -> web.StreamResponse:
+    @staticmethod
+    def render(spec: FunctionSpec, return_value: Any, outputs: dict[str, Any]) -> web.StreamResponse:
+        """The HTTP output binding's value as a response; TypeError/ValueError fail the invocation."""
         http_out = next((b for b in spec.output_bindings if b["type"] == "http"), None)
         if http_out is None:
             return web.Response(status=200)
         value = return_value if http_out["name"] == "$return" else outputs.get(http_out["name"])
         if value is None and http_out["name"] != "$return":
             return web.Response(status=200)
-        try:
-            rendered = render_http_response(value)
-        except (TypeError, ValueError) as exc:
-            log.error("Executed 'Functions.%s' (Failed): %s", spec.name, exc)
-            return web.Response(status=500)
+        rendered = render_http_response(value)
         response = web.Response(status=rendered.status, body=rendered.body)
         for name, header in rendered.headers:
             if name.lower() == "set-cookie":
@@ -92,22 +99,27 @@ class FunctionDispatcher:
 
 
 def cors_middleware(origins: list[str], credentials: bool) -> Any:
-    """ASP.NET's CORS policy as Core Tools configures it; answers preflights before any routing."""
+    """ASP.NET's CORS policy as Core Tools configures it (any header, any method), before any routing.
+
+    As ASP.NET's CorsMiddleware, every preflight (OPTIONS with Access-Control-Request-Method) is answered
+    204 here, with the CORS headers only when the origin is allowed.
+    """
     allow_any = "*" in origins
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         allowed = origin is not None and (allow_any or origin in origins)
-        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
-        if preflight and allowed:
+        requested_method = request.headers.get("Access-Control-Request-Method")
+        if request.method == "OPTIONS" and requested_method:
             response: web.StreamResponse = web.Response(status=204)
-            response.headers["Access-Control-Allow-Methods"] = request.headers["Access-Control-Request-Method"]
-            if "Access-Control-Request-Headers" in request.headers:
-                response.headers[CORS_ALLOW_HEADERS] = request.headers["Access-Control-Request-Headers"]
+            if allowed:
+                response.headers["Access-Control-Allow-Methods"] = requested_method
+                if "Access-Control-Request-Headers" in request.headers:
+                    response.headers[CORS_ALLOW_HEADERS] = request.headers["Access-Control-Request-Headers"]
         else:
             response = await handler(request)
-        if allowed:
+        if allowed and origin is not None:
             response.headers["Access-Control-Allow-Origin"] = "*" if allow_any and not credentials else origin
             if credentials:
                 response.headers["Access-Control-Allow-Credentials"] = "true"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from funcemu.config import ConfigError, find_app_root, load_config, parse_timespan
+from funcemu.config import ConfigError, apply_host_environment, find_app_root, load_config, parse_timespan
 
 
 def write(folder: Path, name: str, content: object) -> Path:
@@ -111,3 +112,31 @@ def test_find_app_root_walks_up(app: Path) -> None:
                                            ("00:00:01.5", 1.5)])
 def test_parse_timespan(text: str, seconds: float | None) -> None:
     assert parse_timespan(text) == seconds
+
+
+def test_log_levels_from_host_json_and_overrides(app: Path) -> None:
+    write(app, "host.json", {"version": "2.0", "logging": {"logLevel": {"default": "Warning", "Function": "Error",
+                                                                        "Function.one": "Information"}}})
+    environ = {"AzureFunctionsJobHost__logging__logLevel__Function.two": "None"}
+    assert load_config(app, environ=environ).log_levels == {
+        "default": logging.WARNING, "function": logging.ERROR, "function.one": logging.INFO,
+        "function.two": logging.CRITICAL + 10}
+
+
+def test_a_bad_log_level_names_the_category(app: Path) -> None:
+    write(app, "host.json", {"version": "2.0", "logging": {"logLevel": {"Function.x": "Loud"}}})
+    with pytest.raises(ConfigError, match=r"host.json: logging.logLevel.function.x 'Loud' is not a log level"):
+        load_config(app, environ={})
+
+
+def test_host_environment_as_core_tools_sets_it(app: Path) -> None:
+    environ = {"AZURE_FUNCTIONS_ENVIRONMENT": "Production"}
+    apply_host_environment(load_config(app, environ=environ), 7099, environ)
+    assert environ["WEBSITE_HOSTNAME"] == "localhost:7099"
+    assert environ["AzureWebJobsScriptRoot"] == str(app)
+    assert environ["AZURE_FUNCTIONS_ENVIRONMENT"] == "Development"
+
+
+def test_empty_host_json_object_is_the_default_configuration(app: Path) -> None:
+    write(app, "host.json", {})
+    assert load_config(app, environ={}).route_prefix == "api"

@@ -74,11 +74,70 @@ def test_worker_errors_fail_the_app_with_the_real_message(tmp_path: Path, body: 
     assert "Worker failed to index functions" in str(info.value)
 
 
+@pytest.mark.parametrize("body, message", [
+    ("@app.route(route='a')\n@app.timer_trigger(schedule='0 * * * * *', arg_name='t')\ndef both(req, t): pass\n",
+     "ValueError: A trigger was already registered to this function."),
+    ("@app.route(route='a', binding_arg_name='out')\ndef f(req): pass\n",
+     "the following parameters are declared in function.json but not in Python: {'out'}"),
+    ("@app.route(route='a')\ndef f(req, context: str): return 'a'\n",
+     'the "context" parameter is expected to be of type azure.functions.Context, got <class \'str\'>'),
+    ("@app.route(route='a')\ndef f(req: func.Out[func.HttpRequest]): return 'a'\n",
+     'binding req is declared to have the "in" direction in function.json, but its annotation is '
+     "azure.functions.Out in Python"),
+    ("@app.route(route='a', binding_arg_name='res')\ndef f(req, res: func.HttpResponse): pass\n",
+     'binding res is declared to have the "out" direction, but its annotation in Python is not a subclass of '
+     "azure.functions.Out"),
+    ("@app.route(route='a', binding_arg_name='res')\ndef f(req, res: func.Out): pass\n",
+     "binding res has invalid Out annotation <class 'azure.functions._abc.Out'>"),
+    ("@app.route(route='a')\ndef f(req: 'int | None'): pass\n", "binding req has invalid non-type annotation"),
+    ("@app.route(route='a')\ndef f(req: func.QueueMessage): pass\n",
+     "'req' binding type \"httpTrigger\" and dataType \"None\" in function.json do not match the corresponding "
+     "function parameter's Python type annotation \"QueueMessage\""),
+    ("@app.route(route='a', binding_arg_name='res')\ndef f(req, res: func.Out[int]): pass\n",
+     "'res' binding type \"http\" and dataType \"None\" in function.json do not match the corresponding function "
+     "parameter's Python type annotation \"int\""),
+    ("@app.route(route='a')\ndef f(req) -> dict: return {}\n",
+     'Python return annotation "dict" does not match binding type "http"'),
+    ("@app.route(route='a')\ndef f(req) -> func.Out[str]: pass\n", "return annotation should not be azure.functions.Out"),
+    ("@app.route(route='a')\ndef f(req) -> 'int | None': pass\n", "has invalid non-type return annotation"),
+])
+def test_worker_signature_rules(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(AppLoadError) as info:
+        load_app(app_dir(tmp_path, "app = func.FunctionApp()\n" + body))
+    assert message in str(info.value)
+
+
+def test_annotations_the_worker_accepts(tmp_path: Path) -> None:
+    indexed = load_app(app_dir(tmp_path, """
+        app = func.FunctionApp()
+
+        @app.route(route="a", binding_arg_name="res")
+        def typed(req: func.HttpRequest, res: func.Out[func.HttpResponse], context: func.Context) -> None:
+            pass
+
+        @app.route(route="b")
+        def as_text(req: str, context) -> str:
+            return "b"
+
+        @app.timer_trigger(schedule="0 * * * * *", arg_name="t", use_monitor=False)
+        def tick(t: func.TimerRequest) -> None:
+            pass
+    """))
+    assert [(f.name, f.needs_context, f.takes_return) for f in indexed.functions] == [
+        ("as_text", True, True), ("tick", False, False), ("typed", True, False)]
+
+
+def test_missing_script_is_named(tmp_path: Path) -> None:
+    with pytest.raises(AppLoadError, match="function_app.py not found in"):
+        load_app(tmp_path)
+
+
 def test_import_error_shows_the_traceback(tmp_path: Path) -> None:
     with pytest.raises(AppLoadError) as info:
         load_app(app_dir(tmp_path, "def broken():\n    return 1 / 0\nbroken()\n"))
     text = str(info.value)
     assert "ZeroDivisionError: division by zero" in text and "Stack: Traceback" in text and "function_app.py" in text
+    assert "importlib" not in text and "funcemu" not in text  # the stack starts in the user's code
 
 
 def test_host_rules_drop_only_the_function_in_error(tmp_path: Path) -> None:
@@ -100,11 +159,24 @@ def test_host_rules_drop_only_the_function_in_error(tmp_path: Path) -> None:
 
         @app.route(route="fine")
         def fine(req): return "x"
+
+        @app.route(route="administration")
+        def admin_prefix(req): return "x"
+
+        @app.route(route="items", methods=["POST"])
+        def c_items(req): return "x"
+
+        @app.route(route="bad/{id:nope}")
+        def bad_route(req): return "x"
     """))
     assert [f.name for f in indexed.functions] == ["a_items", "fine"]
     assert indexed.errors == {
         "_bad": "'_bad' is not a valid function name.",
+        "admin_prefix": "The specified route conflicts with one or more built in routes.",
         "b_items": "The route specified conflicts with the route defined by function 'a_items'.",
+        "bad_route": "route template 'bad/{id:nope}': constraint 'nope' on parameter 'id': 'nope' is not a known "
+                     "constraint",
+        "c_items": "The route specified conflicts with the route defined by function 'a_items'.",
         "reserved": "The specified route conflicts with one or more built in routes.",
     }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from funcemu.durable.store import azure_rows as rows
@@ -33,8 +33,8 @@ Entity = dict[str, Any]
 @dataclass
 class Loaded:
     events: list[dict[str, Any]] = field(default_factory=list)
-    sentinel: Entity | None = None
-    outbox: list[Entity] = field(default_factory=list)
+    sentinel: TableEntity | None = None
+    outbox: list[TableEntity] = field(default_factory=list)
 
 
 @dataclass
@@ -62,9 +62,9 @@ class HistoryTable:
         resolved = await asyncio.gather(*(self._resolve(dict(entity)) for entity in current))
         return Loaded([rows.entity_event(entity) for entity in resolved], sentinel, outbox)
 
-    async def sentinel(self, partition_key: str) -> Entity | None:
+    async def sentinel(self, partition_key: str) -> TableEntity | None:
         try:
-            found: Entity = await self.table.get_entity(partition_key, SENTINEL_ROW)
+            found: TableEntity = await self.table.get_entity(partition_key, SENTINEL_ROW)
         except ResourceNotFoundError:
             return None
         return found

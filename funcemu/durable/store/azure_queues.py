@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -75,12 +75,12 @@ class HubQueues:
     def client(self, queue: str) -> QueueClient:
         return self._clients[queue]
 
-    async def create(self) -> None:
-        await asyncio.gather(*(_ignore(client.create_queue(), ResourceExistsError)
+    async def create_queues(self) -> None:
+        await asyncio.gather(*(ignore(client.create_queue(), ResourceExistsError)
                                for client in self._clients.values()))
 
-    async def delete(self) -> None:
-        await asyncio.gather(*(_ignore(client.delete_queue(), ResourceNotFoundError)
+    async def delete_queues(self) -> None:
+        await asyncio.gather(*(ignore(client.delete_queue(), ResourceNotFoundError)
                                for client in self._clients.values()))
 
     async def encode(self, envelope: dict[str, object]) -> tuple[str, str | None]:
@@ -190,9 +190,6 @@ class Inbox:
                 ids.setdefault(held.message.instance_id)
         return list(ids)[:limit]
 
-    def next_visible_time(self) -> datetime | None:
-        return min(self.timers.values(), default=None)
-
 
 def _visible(message: Message, now: datetime) -> bool:
     return message.visible_time is None or message.visible_time <= now
@@ -204,9 +201,10 @@ def _gone(error: HttpResponseError) -> bool:
     return error.status_code == 404 or str(getattr(code, "value", code)) in _GONE
 
 
-async def _ignore(call: object, *errors: type[BaseException]) -> None:
+async def ignore(call: Awaitable[object], *errors: type[BaseException]) -> None:
+    """Await `call`, treating `errors` as success (already exists, already gone)."""
     try:
-        await call  # type: ignore[misc]
+        await call
     except errors:
         pass
 

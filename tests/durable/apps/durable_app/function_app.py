@@ -1,13 +1,18 @@
-"""A durable app exercising every orchestration feature; driven by tests/durable/test_engine_e2e.py."""
+"""A durable app exercising every orchestration feature; driven by tests/durable/test_e2e_*.py."""
 
 import json
-from datetime import timedelta
+import os
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 ATTEMPTS: dict[str, int] = {}
+POLLS: dict[str, int] = {}
+GATE_WAIT_SECONDS = 30.0
 
 
 @app.activity_trigger(input_name="name")
@@ -31,6 +36,14 @@ def flaky(key: str) -> str:
 @app.activity_trigger(input_name="message")
 def boom(message: str) -> str:
     raise ValueError(message)
+
+
+@app.activity_trigger(input_name="key")
+def fails_once(key: str) -> str:
+    ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    if ATTEMPTS[key] == 1:
+        raise ValueError(f"first try of {key} fails")
+    return f"{key} ok on try {ATTEMPTS[key]}"
 
 
 @app.orchestration_trigger(context_name="context")
@@ -91,7 +104,7 @@ def missing_activity(context: df.DurableOrchestrationContext):
     try:
         yield context.call_activity("no_such_activity", 1)
     except Exception as exc:
-        return f"caught: {str(exc)[:60]}"
+        return f"caught: {exc}"
     return "not caught"
 
 
@@ -128,6 +141,16 @@ def uses_entity(context: df.DurableOrchestrationContext):
     return value
 
 
+@app.orchestration_trigger(context_name="context")
+def entity_error(context: df.DurableOrchestrationContext):
+    entity = df.EntityId("counter", context.get_input())
+    try:
+        yield context.call_entity(entity, "add", "not a number")
+    except Exception as exc:
+        return f"caught: {exc}"
+    return "not caught"
+
+
 @app.entity_trigger(context_name="context")
 def counter(context: df.DurableEntityContext):
     current = context.get_state(lambda: 0)
@@ -138,6 +161,10 @@ def counter(context: df.DurableEntityContext):
         context.set_result(current)
     elif context.operation_name == "reset":
         context.set_state(0)
+    elif context.operation_name == "set":
+        context.set_state(context.get_input())
+    elif context.operation_name == "delete":
+        context.destruct_on_exit()
 
 
 @app.orchestration_trigger(context_name="context")
@@ -150,6 +177,110 @@ def bad_output(context: df.DurableOrchestrationContext):
 def short_timer(context: df.DurableOrchestrationContext):
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=context.get_input() or 1))
     return context.current_utc_datetime.isoformat()
+
+
+@app.orchestration_trigger(context_name="context")
+def rewindable(context: df.DurableOrchestrationContext):
+    first = yield context.call_activity("hello", "before")
+    second = yield context.call_activity("fails_once", context.instance_id)
+    return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
+def rewindable_parent(context: df.DurableOrchestrationContext):
+    return (yield context.call_sub_orchestrator("rewindable", None, f"{context.instance_id}-child"))
+
+
+@app.orchestration_trigger(context_name="context")
+def status_then_wait(context: df.DurableOrchestrationContext):
+    context.set_custom_status({"stage": "waiting"})
+    answer = yield context.wait_for_external_event("Go")
+    context.set_custom_status({"stage": "done", "answer": answer})
+    return answer
+
+
+@app.orchestration_trigger(context_name="context")
+def missing_child(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("no_such_orchestrator", 1)
+    except Exception as exc:
+        return f"caught: {exc}"
+    return "not caught"
+
+
+@app.orchestration_trigger(context_name="context")
+def not_a_task(context: df.DurableOrchestrationContext):
+    yield context.call_activity("hello", "x")
+    yield 42
+
+
+@app.orchestration_trigger(context_name="context")
+def retry_exhausted(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=10, max_number_of_attempts=2)
+    return (yield context.call_activity_with_retry("boom", options, "always"))
+
+
+@app.orchestration_trigger(context_name="context")
+def catches_child(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("failing", "child broke", f"{context.instance_id}-child")
+    except Exception as exc:
+        return f"caught: {exc}"
+    return "not caught"
+
+
+@app.orchestration_trigger(context_name="context")
+def timer_then_event(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=context.get_input() or 0.5))
+    return (yield context.wait_for_external_event("Early"))
+
+
+@app.orchestration_trigger(context_name="context")
+def http_caller(context: df.DurableOrchestrationContext):
+    response = yield context.call_http("POST", context.get_input(), content={"job": context.instance_id})
+    return {"statusCode": response["statusCode"], "content": json.loads(response["content"])}
+
+
+@app.route(route="resource/{token}", methods=["POST"])
+def resource(req: func.HttpRequest) -> func.HttpResponse:
+    """A long-running operation: POST answers 202 + Location; the status URL answers 202 twice, then 200."""
+    POLLS[req.route_params["token"]] = 0
+    status_url = req.url.split("?")[0].rstrip("/") + "/status"
+    return func.HttpResponse(status_code=202, headers={"Location": status_url, "Retry-After": "0"})
+
+
+@app.route(route="resource/{token}/status", methods=["GET"])
+def resource_status(req: func.HttpRequest) -> func.HttpResponse:
+    token = req.route_params["token"]
+    POLLS[token] = POLLS.get(token, 0) + 1
+    if POLLS[token] < 3:
+        return func.HttpResponse(status_code=202, headers={"Location": req.url, "Retry-After": "0"})
+    return func.HttpResponse(json.dumps({"token": token, "polls": POLLS[token]}), mimetype="application/json")
+
+
+@app.activity_trigger(input_name="key")
+def gated(key: str) -> str:
+    """Records each run, then waits (bounded) until the test opens the gate: an activity in flight."""
+    folder = os.environ.get("E2E_GATE_DIR")
+    if not folder:
+        return f"passed {key}"
+    with open(Path(folder) / "runs.log", "a") as runs:
+        runs.write(key + "\n")
+    deadline = time.monotonic() + GATE_WAIT_SECONDS
+    while not (Path(folder) / "open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return f"passed {key}"
+
+
+@app.orchestration_trigger(context_name="context")
+def durable_steps(context: df.DurableOrchestrationContext):
+    key = context.get_input()
+    first = yield context.call_activity("double", 1)
+    second = yield context.call_activity("double", first)
+    gate = yield context.call_activity("gated", key)
+    fanned = yield context.task_all([context.call_activity("double", i) for i in range(5)])
+    child = yield context.call_sub_orchestrator("chain", [key])
+    return {"chain": [first, second], "gate": gate, "fan": sum(fanned), "child": child}
 
 
 @app.route(route="start/{name}", methods=["POST"])
@@ -174,21 +305,36 @@ async def client_op(req: func.HttpRequest, client: df.DurableOrchestrationClient
     if op == "payload":
         return func.HttpResponse(json.dumps(client.create_http_management_payload(instance_id)),
                                  mimetype="application/json")
-    result = await _client_call(client, op, instance_id, args)
+    if op == "check":
+        return client.create_check_status_response(req, instance_id)
+    try:
+        result = await _client_call(client, op, instance_id, args)
+    except Exception as exc:  # the SDK's own error, reported to the test verbatim
+        body = {"error": str(exc), "type": type(exc).__name__}
+        return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")
     return func.HttpResponse(json.dumps(result, default=str), mimetype="application/json")
 
 
 async def _client_call(client: df.DurableOrchestrationClient, op: str, instance_id: str, args: dict):
+    if op == "start":
+        return await client.start_new(args["name"], instance_id, args.get("input"))
     if op == "status":
         status = await client.get_status(instance_id, show_history=args.get("history", False),
                                          show_history_output=args.get("output", False),
                                          show_input=args.get("input", False))
-        return status.to_json() if status else None
+        if not status:
+            return None
+        return {**status.to_json(), "historyEvents": getattr(status, "historyEvents", None)}
     if op == "all":
         return [s.to_json() for s in await client.get_status_all()]
     if op == "by":
         statuses = [df.OrchestrationRuntimeStatus(s) for s in args.get("statuses", [])] or None
-        return [s.to_json() for s in await client.get_status_by(runtime_status=statuses)]
+        found = await client.get_status_by(runtime_status=statuses, instance_id_prefix=args.get("prefix"))
+        return [s.to_json() for s in found]
+    if op == "purge_by":
+        statuses = [df.OrchestrationRuntimeStatus(s) for s in args.get("statuses", [])] or None
+        since = datetime.fromisoformat(args["since"])
+        return (await client.purge_instance_history_by(since, runtime_status=statuses)).instances_deleted
     if op == "raise":
         await client.raise_event(instance_id, args["name"], args.get("data"))
         return "raised"

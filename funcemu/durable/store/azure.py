@@ -1,0 +1,403 @@
+"""`AzureStore`: the durable store in Azure Storage (Azurite or an account), in the layout of the real
+DurableTask.AzureStorage provider, so Storage Explorer, DF Monitor and DTFx read the hub
+(docs/azure-storage-taskhub.md): `{Hub}History`, `{Hub}Instances`, `{Hub}Partitions` tables, control
+queues `{hub}-control-NN` chosen by FNV-1a of the instance id, `{hub}-workitems` for activities, gzip
+blobs in `{hub}-largemessages`.
+
+A checkpoint cannot be one transaction across a table and queues, so it runs in this order:
+1. one History transaction (more past 99 rows) with the event rows, the outgoing messages as "outbox"
+   rows, and the sentinel guarded by the ETag the episode started from (412/409 -> StaleCheckpointError,
+   and nothing at all was written);
+2. the Instances row (replaced; it carries the new sentinel ETag);
+3. the outbox is sent to the queues, then its rows are deleted;
+4. the consumed messages are deleted.
+A crash after 1 loses nothing: the consumed messages come back after their lease and replay against a
+history that already holds the episode (the engine drops duplicates), and the outbox rows, still in
+the partition, are sent by the next `get_history` of the instance. A crash after 3 only sends some
+messages twice. Delivery is at least once, as in the provider (§5.7), but a stale episode sends nothing.
+
+Limits: one worker process per hub (no partition leases); cross-process timers fire at the queue's
+real-time visibility, in-process ones exactly at the store clock's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableEntity
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from funcemu.durable.store import azure_envelope as envelopes
+from funcemu.durable.store import azure_rows as rows
+from funcemu.durable.store.azure_blobs import LargeMessages
+from funcemu.durable.store.azure_history import HistoryTable
+from funcemu.durable.store.azure_instances import InstancesTable
+from funcemu.durable.store.azure_messaging import Messaging, Outgoing
+from funcemu.durable.store.azure_names import (
+    AzureStoreError,
+    StorageUnreachableError,
+    TaskHubNameError,
+    escape_key,
+    expand_connection_string,
+    hub_names,
+)
+from funcemu.durable.store.azure_queues import Held, HubQueues, ignore
+from funcemu.durable.store.base import ActivityItem, Checkpoint, InstanceQuery, InstanceState, Message
+
+__all__ = ["AzureStore", "AzureStoreError", "StorageUnreachableError", "TaskHubNameError"]
+
+DEFAULT_MAX_POLLING_INTERVAL = 1.0   # seconds; the provider's 30 s back-off cap makes local runs crawl (§8)
+DEFAULT_LEASE = 60                   # seconds a received message stays invisible; renewed while held
+OUTBOX_RECOVERY_AGE = 10.0           # seconds before another process's unsent outbox is taken over
+PROBE_CONNECT_TIMEOUT, PROBE_READ_TIMEOUT = 5.0, 30.0
+# Local endpoints answer in milliseconds: retry soon and few times (the SDK waits 15 s, 18 s, 42 s).
+_STORAGE_RETRY: dict[str, Any] = {"retry_total": 3, "initial_backoff": 0.2, "increment_base": 1,
+                                  "random_jitter_range": 0}
+_TABLE_RETRY: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.2}
+
+
+class AzureStore:
+    """See the module docstring. `open()` checks every endpoint and creates the hub."""
+
+    def __init__(self, connection_string: str, hub_name: str, *, partition_count: int = 4,
+                 max_queue_polling_interval: float = DEFAULT_MAX_POLLING_INTERVAL,
+                 lease_seconds: int = DEFAULT_LEASE) -> None:
+        self.names = hub_names(hub_name, partition_count)
+        self.max_queue_polling_interval = max_queue_polling_interval
+        self._connection = expand_connection_string(connection_string)
+        self._lease = int(lease_seconds)
+        self._executions: dict[str, str | None] = {}  # instance -> current execution; None = purged
+        self._flushing: set[str] = set()              # outbox rows this process is sending
+        self._hub_ready = False
+        self._renewer: asyncio.Task[None] | None = None
+        self._services: tuple[TableServiceClient, QueueServiceClient, BlobServiceClient] | None = None
+
+    @property
+    def poll_interval(self) -> float:
+        """How often the engine polls the queues for messages sent by other processes (its own sends
+        wake it at once); `maxQueuePollingInterval` in host.json."""
+        return self.max_queue_polling_interval
+
+    # lifecycle
+
+    async def open(self) -> None:
+        try:
+            tables = TableServiceClient.from_connection_string(self._connection, **_TABLE_RETRY)
+            queues = QueueServiceClient.from_connection_string(self._connection, **_STORAGE_RETRY)
+            blobs = BlobServiceClient.from_connection_string(self._connection, **_STORAGE_RETRY)
+        except ValueError as error:
+            raise AzureStoreError(f"the Azure Storage connection string is not valid ({error}); expected "
+                                  "'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...' or "
+                                  "'UseDevelopmentStorage=true'") from None
+        self._services = (tables, queues, blobs)
+        self.blobs = LargeMessages(blobs, self.names.largemessages_container)
+        self.history = HistoryTable(tables.get_table_client(self.names.history_table), self.blobs)
+        self.instances = InstancesTable(tables.get_table_client(self.names.instances_table), self.blobs,
+                                        self.names.hub)
+        self.queues = HubQueues(queues, self.names, self.blobs, self._lease)
+        self.messaging = Messaging(self.queues)
+        try:
+            await self._probe()
+            await self._ensure_hub()
+        except BaseException:
+            await self.close()
+            raise
+        self._renewer = asyncio.create_task(self.messaging.renew_forever())
+
+    async def close(self) -> None:
+        """Stop renewing leases and give back what this process holds, so a restart sees it at once."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
+        if self._services is not None and self._hub_ready:
+            await self.messaging.release_all()
+        for service in self._services or ():
+            await service.close()
+        self._services = None
+
+    async def _probe(self) -> None:
+        """One call per service without retries: a wrong endpoint fails in seconds, a stuck one in
+        PROBE_READ_TIMEOUT, each with one message naming the endpoint."""
+        assert self._services is not None
+        results = await asyncio.gather(
+            *(service.get_service_properties(retry_total=0, connection_timeout=PROBE_CONNECT_TIMEOUT,
+                                             read_timeout=PROBE_READ_TIMEOUT)
+              for service in self._services), return_exceptions=True)
+        services: tuple[Any, ...] = self._services
+        for label, service, result in zip(("table", "queue", "blob"), services, results, strict=True):
+            endpoint = str(service.url).split("?")[0].rstrip("/")
+            if isinstance(result, ServiceRequestError):
+                raise StorageUnreachableError(label, endpoint, _first_line(result)) from None
+            if isinstance(result, ServiceResponseError):
+                raise StorageUnreachableError(label, endpoint, f"no answer within {PROBE_READ_TIMEOUT:g} s "
+                                                               f"({_first_line(result)})") from None
+            if isinstance(result, ClientAuthenticationError):
+                raise AzureStoreError(f"the Azure Storage {label} endpoint {endpoint} refused the account "
+                                      f"credentials: {_first_line(result)}") from None
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _ensure_hub(self) -> None:
+        """Create what the provider creates with a hub (§1.4); existing resources are kept."""
+        assert self._services is not None
+        tables, _, blobs = self._services
+        names = self.names
+        await asyncio.gather(
+            *(ignore(tables.create_table(name), ResourceExistsError)
+              for name in (names.history_table, names.instances_table, names.partitions_table)),
+            self.queues.create_queues(), self._create_app_lease(blobs))
+        partitions = tables.get_table_client(names.partitions_table)
+        await asyncio.gather(*(ignore(partitions.create_entity({"PartitionKey": "", "RowKey": queue}),
+                                       ResourceExistsError) for queue in names.control_queues))
+        self._hub_ready = True
+
+    async def _create_app_lease(self, blobs: BlobServiceClient) -> None:
+        container = blobs.get_container_client(self.names.applease_container)
+        await ignore(container.create_container(), ResourceExistsError)
+        await ignore(container.upload_blob(self.names.appleaseinfo_blob, b"{}", overwrite=False),
+                      ResourceExistsError)
+
+    async def _ready(self) -> None:
+        if not self._hub_ready:
+            await self._ensure_hub()
+
+    # instances and history
+
+    async def create_instance(self, state: InstanceState, start: Message) -> None:
+        """Replace the instance: drop its messages and items here, start a new execution in the
+        sentinel (older episodes become stale), write the row, then send `start`."""
+        await self._ready()
+        queue = self.queues.control_queue(state.instance_id)
+        existing, _ = await asyncio.gather(self.instances.row(state.instance_id), self.messaging.poll([queue]))
+        await self.messaging.drop_instance(state.instance_id)
+        generation = int(existing.get("Generation") or 0) + 1 if existing else 0
+        sentinel = await self.history.reset(escape_key(state.instance_id), state.execution_id)
+        etag = rows.HubEtag(sentinel, 0, generation)
+        await self.instances.write(state, etag)
+        self._executions[state.instance_id] = state.execution_id
+        await self.messaging.send([Outgoing(queue, envelopes.message_envelope(start))])
+        state.etag = etag
+
+    async def get_instance(self, instance_id: str) -> InstanceState | None:
+        """The row, with the etag taken from the sentinel (the row may lag it after a crash)."""
+        state, sentinel = await asyncio.gather(self.instances.read(instance_id),
+                                               self.history.sentinel(escape_key(instance_id)))
+        if state is None:
+            return None
+        generation = state.etag.generation if isinstance(state.etag, rows.HubEtag) else 0
+        if sentinel is None:
+            state.etag = rows.HubEtag(None, 0, generation)
+        else:
+            state.etag = rows.HubEtag(sentinel.metadata["etag"], rows.sentinel_count(sentinel), generation)
+        return state
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        loaded = await self.history.load(escape_key(instance_id))
+        if loaded.outbox:
+            await self._recover_outbox(escape_key(instance_id), loaded.sentinel, loaded.outbox)
+        return loaded.events
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
+        return await self.instances.query(query)
+
+    async def purge_instances(self, instance_ids: list[str]) -> int:
+        existed = await asyncio.gather(*(self._purge(instance_id) for instance_id in instance_ids))
+        return sum(existed)
+
+    async def _purge(self, instance_id: str) -> bool:
+        if not self._hub_ready:
+            return False
+        await self.messaging.poll([self.queues.control_queue(instance_id)])
+        await self.messaging.drop_instance(instance_id)
+        self._executions[instance_id] = None
+        existed = await self.instances.delete(instance_id)
+        await self.history.purge(escape_key(instance_id))
+        await self.blobs.delete_prefixes([f"{instance_id}/message-"])
+        return existed
+
+    async def delete_task_hub(self) -> None:
+        """Delete every resource of the hub; a later write creates the hub again."""
+        if self._services is None:
+            return
+        tables, _, blobs = self._services
+        names = self.names
+        await asyncio.gather(
+            *(ignore(tables.delete_table(name), ResourceNotFoundError)
+              for name in (names.history_table, names.instances_table, names.partitions_table)),
+            self.queues.delete_queues(), self.blobs.delete_container(),
+            ignore(blobs.get_container_client(names.applease_container).delete_container(),
+                    ResourceNotFoundError))
+        self.messaging.clear()
+        self._executions.clear()
+        self._hub_ready = False
+
+    # orchestration messages
+
+    async def send_messages(self, messages: list[Message]) -> None:
+        await self._ready()
+        await self.messaging.send([Outgoing(self.queues.control_queue(message.instance_id),
+                                            envelopes.message_envelope(message)) for message in messages])
+
+    async def ready_instances(self, now: datetime, limit: int) -> list[str]:
+        if not self._hub_ready:
+            return []
+        self.messaging.watermark = now
+        await self.messaging.promote(now)
+        stale = self.messaging.stale_queues(self.max_queue_polling_interval / 2)
+        await self.messaging.poll(stale)
+        if len(stale) == len(self.names.control_queues):
+            self.messaging.prune_timers(now)
+        return self.messaging.inbox.ready(now, limit)
+
+    async def pending_messages(self, instance_id: str, now: datetime) -> list[Message]:
+        if not self._hub_ready:
+            return []
+        await self.messaging.promote(now)
+        await self.messaging.poll([self.queues.control_queue(instance_id)])
+        return self.messaging.visible(now, instance_id)
+
+    async def next_visible_time(self) -> datetime | None:
+        """The earliest timer not yet visible at the `now` of the latest `ready_instances` call, among
+        the timers this process sent or received."""
+        return self.messaging.next_visible_time()
+
+    async def checkpoint(self, cp: Checkpoint) -> None:
+        """History (+ outbox) under the sentinel ETag, the row, the outbox, the consumed messages
+        (the module docstring explains the order)."""
+        await self._ready()
+        key = escape_key(cp.instance_id)
+        etag = cp.etag if isinstance(cp.etag, rows.HubEtag) else rows.HubEtag(None)
+        outgoing = self._outgoing(cp)
+        await self.messaging.encode(outgoing)
+        start = 0 if cp.replace_history else etag.event_count
+        try:
+            committed = await self.history.commit(
+                cp.instance_id, key, etag, cp.state.execution_id, cp.new_events, start,
+                [[entry.queue, entry.body, entry.blob] for entry in outgoing])
+        except BaseException:
+            await self.blobs.delete([entry.blob for entry in outgoing if entry.blob])
+            raise
+        new_etag = rows.HubEtag(committed.sentinel_etag, committed.event_count, etag.generation)
+        await self.instances.write(cp.state, new_etag)
+        cp.state.etag = new_etag
+        self._executions[cp.instance_id] = cp.state.execution_id
+        await self._flush(key, outgoing, committed.outbox_rows)
+        await self.messaging.consume(cp.consumed)
+        if cp.canceled_timers:
+            await self.messaging.poll([self.queues.control_queue(cp.instance_id)])
+            await self.messaging.cancel_timers(cp.instance_id, cp.canceled_timers)
+
+    def _outgoing(self, cp: Checkpoint) -> list[Outgoing]:
+        """The checkpoint's messages and work items, less timers it cancels in the same breath."""
+        canceled = set(cp.canceled_timers)
+        outgoing = [Outgoing(self.queues.control_queue(message.instance_id), envelopes.message_envelope(message))
+                    for message in cp.messages]
+        outgoing = [entry for entry in outgoing if entry.timer_of(cp.instance_id) not in canceled]
+        return outgoing + [Outgoing(self.names.workitems_queue, envelopes.activity_envelope(item))
+                           for item in cp.activities]
+
+    async def _flush(self, key: str, outgoing: list[Outgoing], outbox_rows: list[str]) -> None:
+        self._flushing.update(outbox_rows)
+        try:
+            await self.messaging.send(outgoing)
+            await self.history.delete_rows(key, outbox_rows)
+        finally:
+            self._flushing.difference_update(outbox_rows)
+
+    async def _recover_outbox(self, key: str, sentinel: TableEntity | None, outbox: list[TableEntity]) -> None:
+        """Send the last checkpoint's outbox if its writer died before sending it; drop older ones."""
+        current = str(sentinel.get("FuncemuOutboxId") or "") if sentinel is not None else ""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=OUTBOX_RECOVERY_AGE)
+        stale: list[TableEntity] = []
+        resend: list[TableEntity] = []
+        for row in outbox:
+            written = row.metadata.get("timestamp")
+            if row["RowKey"] in self._flushing or (written is not None and written > cutoff):
+                continue
+            (resend if rows.outbox_id_of(row) == current else stale).append(row)
+        await self.history.delete_rows(key, [row["RowKey"] for row in stale])
+        if resend:
+            outgoing = [await self._reopen(entry) for row in resend for entry in rows.outbox_entries(row)]
+            await self._flush(key, outgoing, [row["RowKey"] for row in resend])
+
+    async def _reopen(self, entry: list[Any]) -> Outgoing:
+        queue, body, blob = entry
+        envelope = envelopes.loads(await self.blobs.download(blob) if blob else body)
+        return Outgoing(queue, envelope, body, blob)
+
+    # activities
+
+    async def fetch_activities(self, limit: int) -> list[ActivityItem]:
+        if not self._hub_ready or limit <= 0:
+            return []
+        leased, fresh = self.messaging.leased, []
+        for received in await self.queues.receive(self.names.workitems_queue, limit):
+            known = leased.get(received.raw.id)
+            if known is not None:
+                known.pop_receipt, known.lease_until = str(received.raw.pop_receipt), self.messaging.lease_end()
+            else:
+                fresh.append(self.messaging.held_item(received))
+        current = await self._keep_current(fresh)
+        leased.update((held.message_id, held) for held in current)
+        return [copy.copy(held.item) for held in sorted(current, key=lambda h: h.order) if held.item]
+
+    async def complete_activity(self, item: ActivityItem, result: Message) -> None:
+        """Send the result, then delete the work item (a crash between runs the activity again)."""
+        held = self.messaging.leased.pop(item.item_id, None)
+        if held is None:
+            return
+        await self.messaging.send([Outgoing(self.queues.control_queue(result.instance_id),
+                                            envelopes.message_envelope(result))])
+        await self.queues.delete(held)
+
+    async def release_activity_leases(self) -> None:
+        """Work items this process leased become visible again; those a dead process leased come back
+        when their lease runs out."""
+        await self.messaging.release_items()
+
+    async def _keep_current(self, fetched: list[Held]) -> list[Held]:
+        """Drop (delete) work items of executions that were replaced or purged."""
+        keep: list[Held] = []
+        drop: list[Held] = []
+        refreshed: set[str] = set()
+        for held in fetched:
+            instance_id = held.item.instance_id if held.item else ""
+            if not self._matches(held) and instance_id not in refreshed:
+                refreshed.add(instance_id)
+                await self._refresh_execution(instance_id)
+            (keep if self._matches(held) else drop).append(held)
+        await self.messaging.delete_all(drop)
+        return keep
+
+    async def _refresh_execution(self, instance_id: str) -> None:
+        """Re-read the current execution from the sentinel (the cache may be another process's past)."""
+        sentinel = await self.history.sentinel(escape_key(instance_id))
+        if sentinel is not None:
+            self._executions[instance_id] = sentinel.get("ExecutionId")
+        elif instance_id in self._executions:
+            self._executions[instance_id] = None    # purged
+
+    def _matches(self, held: Held) -> bool:
+        """Whether a work item belongs to the current execution, as far as this process knows."""
+        assert held.item is not None
+        if held.item.instance_id not in self._executions:
+            return True
+        return self._executions[held.item.instance_id] == held.item.execution_id
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

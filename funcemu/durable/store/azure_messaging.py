@@ -1,0 +1,219 @@
+"""The messages one `AzureStore` process sends, holds and deletes, on top of `HubQueues`.
+
+Sends keep their order within a queue (one at a time per queue, queues in parallel), so the order key
+of a message follows the caller's send order. Received control messages wait in the `Inbox` until a
+checkpoint consumes them; leases are renewed in the background while they are held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from funcemu.durable.history import EventType
+from funcemu.durable.store import azure_envelope as envelopes
+from funcemu.durable.store.azure_queues import Held, HubQueues, Inbox, Received, delay_seconds, expiring
+from funcemu.durable.store.base import Message
+
+_CONCURRENCY = 32
+
+
+@dataclass
+class Outgoing:
+    queue: str
+    envelope: dict[str, Any]
+    body: str = ""
+    blob: str | None = None
+
+    def timer_of(self, instance_id: str) -> int | None:
+        task = self.envelope.get("TaskMessage") or {}
+        if (task.get("OrchestrationInstance") or {}).get("InstanceId") != instance_id:
+            return None
+        return fired_timer(task.get("Event") or {})
+
+
+def fired_timer(event: dict[str, Any]) -> int | None:
+    """The TimerId of a TimerFired event, else None."""
+    return event.get("TimerId") if event.get("EventType") == EventType.TimerFired else None
+
+
+class Messaging:
+    def __init__(self, queues: HubQueues) -> None:
+        self.queues = queues
+        self.inbox = Inbox()
+        self.leased: dict[str, Held] = {}       # work items, by message id
+        self.watermark: datetime | None = None  # `now` of the latest ready_instances
+        self.dirty: set[str] = set()            # control queues sent to since their last poll
+        self._polled: dict[str, float] = {}     # control queue -> monotonic time of its last poll
+        self._limit = asyncio.Semaphore(_CONCURRENCY)
+
+    def clear(self) -> None:
+        self.inbox.clear()
+        self.leased.clear()
+        self.watermark = None
+        self.dirty.clear()
+        self._polled.clear()
+
+    def lease_end(self) -> float:
+        return time.monotonic() + self.queues.lease
+
+    # sending
+
+    async def encode(self, outgoing: list[Outgoing]) -> None:
+        async def encode(entry: Outgoing) -> None:
+            async with self._limit:
+                entry.body, entry.blob = await self.queues.encode(entry.envelope)
+        await asyncio.gather(*(encode(entry) for entry in outgoing if not entry.body))
+
+    async def send(self, outgoing: list[Outgoing]) -> None:
+        await self.encode(outgoing)
+        by_queue: dict[str, list[Outgoing]] = {}
+        for entry in outgoing:
+            by_queue.setdefault(entry.queue, []).append(entry)
+        await asyncio.gather(*(self._send_in_order(entries) for entries in by_queue.values()))
+
+    async def _send_in_order(self, entries: list[Outgoing]) -> None:
+        for entry in entries:
+            visible = envelopes.visible_time(entry.envelope)
+            delay = delay_seconds(visible)
+            sent = await self.queues.send(entry.queue, entry.body, delay)
+            if entry.queue == self.queues.names.workitems_queue:
+                continue
+            self.dirty.add(entry.queue)
+            held = Held(entry.queue, str(sent.id), str(sent.pop_receipt),
+                        envelopes.order_key(entry.envelope, sent.inserted_on),
+                        message=envelopes.to_message(entry.envelope, str(sent.id)), blob=entry.blob)
+            if delay:
+                self.inbox.remember(held)    # delayed: kept so a clock ahead of real time can fetch it
+            elif visible is not None:
+                self.inbox.timers[held.message_id] = visible
+
+    # receiving
+
+    def stale_queues(self, every: float) -> list[str]:
+        """Control queues to poll: those this process sent to, and any not polled for `every` seconds
+        (messages of other processes), so a busy engine does not re-read idle queues on every wake."""
+        oldest = time.monotonic() - every
+        return [queue for queue in self.queues.names.control_queues
+                if queue in self.dirty or self._polled.get(queue, float("-inf")) <= oldest]
+
+    async def poll(self, queues: list[str]) -> None:
+        started = time.monotonic()
+        self.dirty.difference_update(queues)
+        self._polled.update((queue, started) for queue in queues)
+        batches = await asyncio.gather(*(self.queues.receive(queue, None) for queue in queues))
+        await asyncio.gather(*(self._accept(queue, received)
+                               for queue, batch in zip(queues, batches, strict=True) for received in batch))
+
+    async def _accept(self, queue: str, received: Received) -> None:
+        raw = received.raw
+        known = self.inbox.held.get(raw.id) or self.inbox.delayed.get(raw.id)
+        if known is not None:
+            known.pop_receipt, known.lease_until = str(raw.pop_receipt), self.lease_end()
+            self.inbox.remember(known)
+            return
+        message = envelopes.to_message(received.envelope, raw.id)
+        held = Held(queue, raw.id, str(raw.pop_receipt), envelopes.order_key(received.envelope, raw.inserted_on),
+                    self.lease_end(), message=message, blob=received.blob)
+        delay = delay_seconds(message.visible_time)
+        if delay > self.queues.lease and await self.queues.hide(held, delay):
+            held.lease_until = 0.0   # due far later: back to the queue until then
+        self.inbox.remember(held)
+
+    async def promote(self, now: datetime) -> None:
+        """Lease delayed messages due on the store's clock that the queue does not show yet."""
+        async def promote(held: Held) -> None:
+            if await self.queues.hide(held, self.queues.lease):
+                held.lease_until = self.lease_end()
+                self.inbox.remember(held)
+            else:
+                self.inbox.delayed.pop(held.message_id, None)
+        await asyncio.gather(*(promote(held) for held in self.inbox.due(now)))
+
+    def prune_timers(self, now: datetime) -> None:
+        """After a full poll, a due timer this process neither holds nor delays is someone else's."""
+        inbox = self.inbox
+        for message_id, visible in list(inbox.timers.items()):
+            if visible <= now and message_id not in inbox.held and message_id not in inbox.delayed:
+                del inbox.timers[message_id]
+
+    def next_visible_time(self) -> datetime | None:
+        return min((visible for visible in self.inbox.timers.values()
+                    if self.watermark is None or visible > self.watermark), default=None)
+
+    def visible(self, now: datetime, instance_id: str | None = None) -> list[Message]:
+        return [_copy(held.message) for held in self.inbox.visible(now, instance_id) if held.message]
+
+    # deleting
+
+    async def consume(self, messages: list[Message]) -> None:
+        await self.delete_all([found for message in messages
+                               if (found := self.inbox.forget(message.message_id))])
+
+    async def cancel_timers(self, instance_id: str, timer_ids: list[int]) -> None:
+        """Delete the instance's TimerFired messages for `timer_ids` (the caller polled its queue)."""
+        wanted = set(timer_ids)
+        doomed = [held for held in self.inbox.of_instance(instance_id)
+                  if held.message and fired_timer(held.message.event) in wanted]
+        await self.consume([held.message for held in doomed if held.message])
+
+    async def drop_instance(self, instance_id: str) -> None:
+        """Delete the control messages and leased work items of an instance that this process holds."""
+        held = self.inbox.of_instance(instance_id)
+        for entry in held:
+            self.inbox.forget(entry.message_id)
+        items = [entry for entry in self.leased.values() if entry.item and entry.item.instance_id == instance_id]
+        for entry in items:
+            del self.leased[entry.message_id]
+        await self.delete_all(held + items)
+
+    async def delete_all(self, held: list[Held]) -> None:
+        async def delete(entry: Held) -> None:
+            async with self._limit:
+                await self.queues.delete(entry)
+        await asyncio.gather(*(delete(entry) for entry in held))
+
+    # work items
+
+    def held_item(self, received: Received) -> Held:
+        raw = received.raw
+        item = envelopes.to_activity(received.envelope, raw.id, int(raw.dequeue_count or 1))
+        return Held(self.queues.names.workitems_queue, raw.id, str(raw.pop_receipt),
+                    envelopes.order_key(received.envelope, raw.inserted_on), self.lease_end(),
+                    item=item, blob=received.blob)
+
+    async def release_items(self) -> None:
+        held, self.leased = list(self.leased.values()), {}
+        await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held))
+
+    async def release_all(self) -> None:
+        held = [*self.inbox.held.values(), *self.leased.values()]
+        await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
+
+    # leases
+
+    async def renew_forever(self) -> None:
+        """Keep what this process holds invisible to others (a periodic task, not a wait)."""
+        while True:
+            await asyncio.sleep(self.queues.lease / 3)
+            await self.renew_expiring()
+
+    async def renew_expiring(self) -> None:
+        """Renew the leases that end within half a lease; forget messages someone else has taken."""
+        lease = self.queues.lease
+        for held in expiring([*self.inbox.held.values(), *self.leased.values()], lease / 2):
+            if await self.queues.hide(held, lease):
+                held.lease_until = self.lease_end()
+            else:
+                self.inbox.forget(held.message_id)
+                self.leased.pop(held.message_id, None)
+
+
+def _copy(message: Message) -> Message:
+    copied = copy.copy(message)
+    copied.event = copy.deepcopy(message.event)
+    return copied

@@ -1,0 +1,238 @@
+"""The blob trigger (§5.3): container scans, receipts, and a host queue that runs the functions.
+
+Each blob-triggered function scans its container (`path` is `<container>/<pattern>`, the pattern's
+`{name}`-style parameters become binding data). For every blob version (ETag) not seen before, the
+receipt blob `azure-webjobs-hosts/blobreceipts/<hostId>/Host.Functions.<name>/<ETag>/<container>/<blob>`
+decides: completed => skip; otherwise the receipt is created, a message `{FunctionId, BlobType,
+ContainerName, BlobName, ETag}` goes to the host queue `azure-webjobs-blobtrigger-<hostId>`, and the
+receipt is marked complete. The host queue is processed like a queue trigger (extensions.queues
+options), so a failing function is retried and then lands in `webjobs-blobtrigger-poison`. Thus each
+blob version triggers once per function, across restarts.
+
+funcemu scans every SCAN_INTERVAL seconds. The host scans every 10 s and also reads storage analytics
+logs, which Azurite does not have; scanning more often locally only makes detection quicker. Blobs
+written by this host's own output bindings wake the scan at once, as in the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.functions import meta
+from azure.storage.blob.aio import BlobClient
+
+from funcemu.app import FunctionSpec
+from funcemu.errors import FuncemuError
+from funcemu.triggers.convert import annotation, decode_input, json_datum
+from funcemu.triggers.inputs import blob_datum
+from funcemu.triggers.polling import QueueListener, QueueOptions, Received, encode_body
+from funcemu.triggers.storage import StorageAccount, Watchers
+
+log = logging.getLogger("funcemu.triggers.blob")
+SCAN_INTERVAL = 2.0
+HOSTS_CONTAINER = "azure-webjobs-hosts"
+POISON_QUEUE = "webjobs-blobtrigger-poison"
+ADMIN_REASON = "This function was programmatically called via the host APIs."
+_PARAMETER = re.compile(r"\{([^{}]+)\}")
+
+
+class BlobPathError(FuncemuError):
+    def __init__(self, function: str, path: str, problem: str) -> None:
+        super().__init__(f"Function '{function}' (blobTrigger): path '{path}' {problem}")
+
+
+class BlobPattern:
+    """`container/prefix-{name}.{ext}`: a literal container and a blob-name pattern, compiled once."""
+
+    def __init__(self, function: str, path: str) -> None:
+        container, _, pattern = path.strip("/").partition("/")
+        if not container or "{" in container or "}" in container:
+            raise BlobPathError(function, path, "must start with a literal container name ('<container>/...').")
+        self.container, self.pattern = container.lower(), pattern
+        self.prefix = pattern.split("{", 1)[0]
+        self.names: list[str] = []
+        self.regex = re.compile("^" + self._compile(function, path, pattern) + "$", re.DOTALL)
+
+    def _compile(self, function: str, path: str, pattern: str) -> str:
+        parts, position = [], 0
+        for match in _PARAMETER.finditer(pattern):
+            name = match.group(1).strip()
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name.lower() in (n.lower() for n in self.names):
+                raise BlobPathError(function, path, f"has an invalid or repeated parameter '{{{name}}}'.")
+            self.names.append(name)
+            parts.append(re.escape(pattern[position:match.start()]))
+            parts.append(f"(?P<{name}>.+)")
+            position = match.end()
+        parts.append(re.escape(pattern[position:]))
+        return "".join(parts)
+
+    def match(self, blob_name: str) -> dict[str, str] | None:
+        found = self.regex.match(blob_name)
+        return found.groupdict() if found else None
+
+
+def host_queue_name(host_id: str) -> str:
+    safe = re.sub(r"[^a-z0-9-]", "", host_id.lower())[:37].strip("-") or "funcemu"
+    return f"azure-webjobs-blobtrigger-{safe}"
+
+
+def blob_properties(props: Any) -> dict[str, Any]:
+    """BlobProperties as the host's JSON (the library reads ContentLength / Length from it)."""
+    settings = props.content_settings
+    return {"ContentLength": props.size, "Length": props.size, "ContentType": settings.content_type,
+            "ContentEncoding": settings.content_encoding, "ETag": props.etag,
+            "LastModified": props.last_modified.isoformat() if props.last_modified else None,
+            "CreatedOn": props.creation_time.isoformat() if props.creation_time else None,
+            "BlobType": str(getattr(props.blob_type, "value", props.blob_type))}
+
+
+class BlobTrigger:
+    """One blob-triggered function: its container scan and how it runs for one blob."""
+
+    def __init__(self, host: Any, spec: FunctionSpec, pattern: BlobPattern, account: StorageAccount,
+                 processor: BlobQueueProcessor, watchers: Watchers) -> None:
+        self.host, self.spec, self.pattern, self.account = host, spec, pattern, account
+        self.host_account, self.processor = processor.account, processor
+        self.function_id = f"Host.Functions.{spec.name}"
+        self.receipt_prefix = f"blobreceipts/{host.host_id}/{self.function_id}"
+        self._wakeup = watchers.subscribe(account.key("blob", pattern.container))
+        self._seen: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"blob scan {self.spec.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.scan()
+            except Exception as exc:  # storage went away: keep scanning, as the host's listener does
+                log.error("Scanning container '%s' for function '%s' failed: %s: %s", self.pattern.container,
+                          self.spec.name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), SCAN_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    async def scan(self) -> int:
+        """Enqueue every new blob version; returns how many were enqueued."""
+        container = self.account.container(self.pattern.container)
+        enqueued = 0
+        try:
+            async for blob in container.list_blobs(name_starts_with=self.pattern.prefix or None):
+                etag = str(blob.etag).strip('"')
+                if self._seen.get(blob.name) == etag or self.pattern.match(blob.name) is None:
+                    continue
+                if await self._claim(blob.name, etag):
+                    enqueued += 1
+                self._seen[blob.name] = etag
+        except ResourceNotFoundError:  # no container yet: nothing to trigger on
+            return enqueued
+        return enqueued
+
+    def _receipt(self, blob_name: str, etag: str) -> BlobClient:
+        path = f"{self.receipt_prefix}/{etag}/{self.pattern.container}/{blob_name}"
+        return self.host_account.container(HOSTS_CONTAINER).get_blob_client(path)
+
+    async def _claim(self, blob_name: str, etag: str) -> bool:
+        """The receipt protocol: skip completed receipts; create, enqueue, then mark complete."""
+        receipt = self._receipt(blob_name, etag)
+        try:
+            props = await receipt.get_blob_properties()
+            if (props.metadata or {}).get("IsCompleted") == "true":
+                return False
+        except ResourceNotFoundError:
+            await self.host_account.ensure_container(HOSTS_CONTAINER)
+            try:
+                await receipt.upload_blob(b"", metadata={"IsCompleted": "false"}, overwrite=False)
+            except ResourceExistsError:
+                pass  # a crash after creating it left it incomplete: enqueue again (at least once)
+        message = {"Type": "BlobTrigger", "FunctionId": self.function_id, "BlobType": "BlockBlob",
+                   "ContainerName": self.pattern.container, "BlobName": blob_name, "ETag": etag}
+        await self.processor.enqueue(message)
+        await receipt.set_blob_metadata({"IsCompleted": "true"})
+        return True
+
+    async def run_for(self, blob_name: str, etag: str | None, reason: str) -> bool:
+        """Invoke for one blob version; a deleted or since-changed blob is done (its new version has
+        its own receipt)."""
+        blob = self.account.container(self.pattern.container).get_blob_client(blob_name)
+        try:
+            props = await blob.get_blob_properties()
+            if etag is not None and str(props.etag).strip('"') != etag:
+                return True
+            stream = await blob.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
+            content = await stream.readall()
+        except ResourceModifiedError:
+            return True                      # changed while we looked: the new version has its own receipt
+        except ResourceNotFoundError:
+            log.warning("Blob '%s/%s' no longer exists; function '%s' is not run.", self.pattern.container,
+                        blob_name, self.spec.name)
+            return True
+        try:
+            value, data = self.trigger_value(blob, props, content, blob_name)
+            result = await self.host.call(self.spec, self.spec.trigger["name"], value, data, reason=reason)
+        except Exception as exc:  # an input binding or conversion failed: the attempt counts as failed
+            log.error("Function '%s' could not be invoked: %s: %s", self.spec.name, type(exc).__name__, exc)
+            return False
+        return bool(result.ok)
+
+    def trigger_value(self, blob: BlobClient, props: Any, content: bytes,
+                      blob_name: str) -> tuple[Any, dict[str, Any]]:
+        """(the function's value, binding data): path captures plus BlobTrigger, Uri, Properties, Metadata."""
+        system = {"BlobTrigger": f"{self.pattern.container}/{blob_name}", "Uri": blob.url,
+                  "Properties": blob_properties(props), "Metadata": dict(props.metadata or {})}
+        trigger_metadata = {key: meta.Datum(value, "string") if isinstance(value, str) else json_datum(value)
+                            for key, value in system.items()}
+        datum = blob_datum(content, self.spec.trigger, annotation(self.spec, self.spec.trigger["name"]))
+        value = decode_input(self.spec, self.spec.trigger, datum, trigger_metadata)
+        return value, {**(self.pattern.match(blob_name) or {}), **system}
+
+    async def invoke_by_admin(self, raw_input: str | None) -> None:
+        """`POST /admin/functions/<name>` with `container/blob` (or just the blob name) as input."""
+        text = (raw_input or "").strip("/")
+        prefix = self.pattern.container + "/"
+        blob_name = text[len(prefix):] if text.lower().startswith(prefix) else text
+        await self.run_for(blob_name, None, ADMIN_REASON)
+
+
+class BlobQueueProcessor:
+    """The host queue: scanners enqueue, one listener runs the messages of every blob-triggered function."""
+
+    def __init__(self, account: StorageAccount, queue_name: str, options: QueueOptions, watchers: Watchers) -> None:
+        self.account, self.queue_name, self.options, self.watchers = account, queue_name, options, watchers
+        self.triggers: dict[str, BlobTrigger] = {}
+        self.listener = QueueListener(queue_name, account.queue(queue_name), options, self.handle,
+                                      lambda: account.ensure_queue(POISON_QUEUE),
+                                      watchers.subscribe(account.key("queue", queue_name)))
+
+    def add(self, trigger: BlobTrigger) -> None:
+        self.triggers[trigger.function_id] = trigger
+
+    async def enqueue(self, message: dict[str, Any]) -> None:
+        queue = await self.account.ensure_queue(self.queue_name)
+        await queue.send_message(encode_body(json.dumps(message).encode("utf-8"), self.options.message_encoding))
+        self.watchers.notify(self.account.key("queue", self.queue_name))
+
+    async def handle(self, received: Received) -> bool:
+        try:
+            message = json.loads(received.body)
+            trigger = self.triggers[message["FunctionId"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("Ignoring an unexpected message on the blob trigger queue: %r", received.body[:200])
+            return True
+        path = f"{message['ContainerName']}/{message['BlobName']}"
+        return await trigger.run_for(message["BlobName"], message.get("ETag"),
+                                     f"New blob detected(LogsAndContainerScan): {path}")

@@ -1,0 +1,200 @@
+"""Bringing up timer, queue and blob triggers and the storage bindings, all checked before anything runs.
+
+Order: resolve every storage binding (app settings, connection settings, names, schedules), probe each
+storage endpoint once, register the binding providers and admin invokers, then start the listeners.
+Any problem raises a FuncemuError naming the function and the setting, and nothing has started yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from funcemu.app import FunctionSpec
+from funcemu.triggers.blob import BlobPattern, BlobQueueProcessor, BlobTrigger, host_queue_name
+from funcemu.triggers.expressions import resolve_settings
+from funcemu.triggers.inputs import InputProviders
+from funcemu.triggers.outputs import OutputWriters
+from funcemu.triggers.polling import QueueOptions
+from funcemu.triggers.queue import QueueTrigger, queue_name
+from funcemu.triggers.schedule import Schedule, fires_more_than_once_a_minute, local_zone, parse_schedule
+from funcemu.triggers.storage import Accounts, StorageAccount, StorageConnectionError, Watchers
+from funcemu.triggers.timer import ScheduleMonitor, TimerListener, invoke_timer_by_admin
+
+log = logging.getLogger("funcemu.triggers")
+TRIGGER_TYPES = ("timerTrigger", "queueTrigger", "blobTrigger")
+SERVICE_OF = {"queueTrigger": "queue", "queue": "queue", "blobTrigger": "blob", "blob": "blob", "table": "table"}
+TRUE_LIKE = {"1", "true", "t", "yes", "y"}
+AdminRunner = Callable[[str | None], Awaitable[None]]
+
+
+def is_disabled(name: str, environ: Mapping[str, str]) -> bool:
+    """`AzureWebJobs.<name>.Disabled` set to a true-like value (the listener does not start)."""
+    return str(environ.get(f"AzureWebJobs.{name}.Disabled", "")).strip().lower() in TRUE_LIKE
+
+
+class TriggerStartup:
+    def __init__(self, host: Any, environ: Mapping[str, str] | None = None) -> None:
+        self.host = host
+        self.environ = os.environ if environ is None else environ
+        self.accounts = Accounts(self.environ)
+        self.watchers = Watchers()
+        self.probes: list[tuple[str, str, StorageAccount, str]] = []   # function, binding, account, service
+        self.admin: dict[str, AdminRunner] = {}
+        self.starters: list[Callable[[contextlib.AsyncExitStack], Awaitable[None]]] = []
+        self._options: QueueOptions | None = None
+        self._blob_queue: BlobQueueProcessor | None = None
+
+    @property
+    def options(self) -> QueueOptions:
+        if self._options is None:
+            self._options = QueueOptions.from_host_json(self.host.config.host_json)
+        return self._options
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        specs = [s for s in self.host.indexed.functions if self._uses_storage(s)]
+        if not specs:
+            return
+        stack.push_async_callback(self.accounts.close)
+        for spec in specs:
+            self._check_bindings(spec)
+            if spec.trigger_type in TRIGGER_TYPES:
+                self._prepare_trigger(spec)
+        await self._probe()
+        self._register()
+        for starter in self.starters:
+            await starter(stack)
+
+    @staticmethod
+    def _uses_storage(spec: FunctionSpec) -> bool:
+        return spec.trigger_type in TRIGGER_TYPES or any(b["type"] in SERVICE_OF for b in spec.bindings)
+
+    def _check_bindings(self, spec: FunctionSpec) -> None:
+        """Every storage binding: its %settings% exist and its connection resolves."""
+        for binding in spec.bindings:
+            service = SERVICE_OF.get(binding["type"])
+            if service is None:
+                continue
+            resolved = resolve_settings(spec.name, binding, self.environ)
+            account = self.accounts.for_binding(spec.name, binding)
+            self.probes.append((spec.name, binding["name"], account, service))
+            if binding["type"] == "queue" and "{" not in str(resolved.get("queueName", "{")):
+                queue_name(spec.name, binding, str(resolved["queueName"]))
+
+    def _host_account(self, spec: FunctionSpec, why: str) -> StorageAccount:
+        account = self.accounts.default()
+        if account is None:
+            raise StorageConnectionError(spec.name, spec.trigger["name"], f"{why} needs the AzureWebJobsStorage "
+                                         "setting (UseDevelopmentStorage=true for Azurite), which does not exist.")
+        return account
+
+    def _prepare_trigger(self, spec: FunctionSpec) -> None:
+        trigger = resolve_settings(spec.name, spec.trigger, self.environ)
+        prepare = {"timerTrigger": self._prepare_timer, "queueTrigger": self._prepare_queue,
+                   "blobTrigger": self._prepare_blob}[spec.trigger_type]
+        prepare(spec, trigger)
+
+    def _prepare_timer(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
+        zone = local_zone(self.environ)
+        schedule = parse_schedule(str(trigger.get("schedule", "")), zone, spec.name)
+        self.admin[spec.name] = lambda raw: invoke_timer_by_admin(self.host, spec, schedule)
+        monitor = self._monitor(spec, trigger, schedule, zone)
+        listener = TimerListener(self.host, spec, schedule, zone, monitor, bool(trigger.get("runOnStartup")))
+        self._add_starter(spec, listener.start, listener.stop)
+
+    def _monitor(self, spec: FunctionSpec, trigger: dict[str, Any], schedule: Schedule,
+                 zone: Any) -> ScheduleMonitor | None:
+        if trigger.get("useMonitor", True) is False or fires_more_than_once_a_minute(schedule, datetime.now(zone)):
+            return None
+        account = self.accounts.default()
+        if account is None:
+            log.info("Timer '%s': no AzureWebJobsStorage, so the schedule status is not kept (useMonitor).",
+                     spec.name)
+            return None
+        self.probes.append((spec.name, f"{spec.trigger['name']} (useMonitor; use_monitor=False turns it off)",
+                            account, "blob"))
+        return ScheduleMonitor(account, self.host.host_id, spec.name)
+
+    def _prepare_queue(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
+        name = queue_name(spec.name, trigger, str(trigger.get("queueName", "")))
+        account = self.accounts.for_binding(spec.name, spec.trigger)
+        queue = QueueTrigger(self.host, spec, account, name, self.options, self.watchers)
+        self.admin[spec.name] = queue.invoke_by_admin
+        self._add_starter(spec, _sync_start(queue.listener.start), queue.listener.stop)
+
+    def _prepare_blob(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
+        pattern = BlobPattern(spec.name, str(trigger.get("path", "")))
+        if str(trigger.get("source", "")).lower() == "eventgrid":
+            log.warning("Function '%s': source EventGrid needs an Event Grid subscription; funcemu scans the "
+                        "container instead.", spec.name)
+        host_account = self._host_account(spec, "The blob trigger (receipts and its host queue)")
+        self.probes.append((spec.name, "AzureWebJobsStorage (blob receipts)", host_account, "blob"))
+        self.probes.append((spec.name, "AzureWebJobsStorage (blob trigger queue)", host_account, "queue"))
+        processor = self._blob_processor(host_account)
+        blob = BlobTrigger(self.host, spec, pattern, self.accounts.for_binding(spec.name, spec.trigger),
+                           processor, self.watchers)
+        processor.add(blob)
+        self.admin[spec.name] = blob.invoke_by_admin
+        self._add_starter(spec, _sync_start(blob.start), blob.stop)
+
+    def _blob_processor(self, host_account: StorageAccount) -> BlobQueueProcessor:
+        if self._blob_queue is None:
+            name = host_queue_name(self.host.host_id)
+            self._blob_queue = BlobQueueProcessor(host_account, name, self.options, self.watchers)
+            listener = self._blob_queue.listener
+            self.starters.append(lambda stack: _started(stack, _sync_start(listener.start), listener.stop))
+        return self._blob_queue
+
+    def _add_starter(self, spec: FunctionSpec, start: Callable[[], Awaitable[None]],
+                     stop: Callable[[], Awaitable[None]]) -> None:
+        if is_disabled(spec.name, self.environ):
+            log.info("Function '%s' is disabled: its trigger does not listen.", spec.name)
+            return
+        self.starters.append(lambda stack: _started(stack, start, stop))
+
+    async def _probe(self) -> None:
+        for function, binding, account, service in self.probes:
+            await self.accounts.check(function, binding, account, service)
+
+    def _register(self) -> None:
+        writers = OutputWriters(self.accounts, self.watchers, self._encoding(), self.environ)
+        providers = InputProviders(self.accounts, self.environ)
+        bindings = self.host.bindings
+        bindings.add_output("queue", writers.queue)
+        bindings.add_output("blob", writers.blob)
+        bindings.add_output("table", writers.table)
+        bindings.add_input("blob", providers.blob)
+        bindings.add_input("table", providers.table)
+        invokers = getattr(self.host, "admin_invokers", None)
+        if invokers is None:
+            invokers = self.host.admin_invokers = {}
+        for trigger_type in TRIGGER_TYPES:
+            invokers[trigger_type] = self.invoke_by_admin
+
+    def _encoding(self) -> str:
+        uses_queues = any(b["type"] in ("queue", "queueTrigger", "blobTrigger")
+                          for s in self.host.indexed.functions for b in s.bindings)
+        return self.options.message_encoding if uses_queues else "base64"
+
+    async def invoke_by_admin(self, spec: FunctionSpec, raw_input: str | None) -> None:
+        runner = self.admin.get(spec.name)
+        if runner is None:
+            log.error("Function '%s' cannot be invoked through the admin API.", spec.name)
+            return
+        await runner(raw_input)
+
+
+def _sync_start(start: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        start()
+    return run
+
+
+async def _started(stack: contextlib.AsyncExitStack, start: Callable[[], Awaitable[None]],
+                   stop: Callable[[], Awaitable[None]]) -> None:
+    stack.push_async_callback(stop)
+    await start()

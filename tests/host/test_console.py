@@ -1,0 +1,53 @@
+"""Which log records the console shows, and how (functions-host.md §8, host.json logging.logLevel)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from funcemu.console import CategoryFilter, ConsoleFormatter, current_function
+
+NONE = logging.CRITICAL + 10
+
+
+def record(name: str, level: int, message: str = "m") -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def shows(rules: dict[str, int], name: str, level: int, *, function: str | None = None,
+          system: int = logging.WARNING, user: int = logging.INFO) -> bool:
+    token = current_function.set(function)
+    try:
+        return CategoryFilter(system, user, rules).filter(record(name, level))
+    finally:
+        current_function.reset(token)
+
+
+@pytest.mark.parametrize("name, level, expected", [
+    ("funcemu.host", logging.INFO, False), ("funcemu.host", logging.WARNING, True),
+    ("aiohttp.access", logging.INFO, False), ("Function.f", logging.INFO, True),
+    ("root", logging.INFO, True), ("my.module", logging.DEBUG, False),
+])
+def test_core_tools_defaults(name: str, level: int, expected: bool) -> None:
+    assert shows({}, name, level) is expected
+
+
+@pytest.mark.parametrize("rules, name, level, function, expected", [
+    ({"function": logging.WARNING}, "Function.f", logging.INFO, None, False),
+    ({"function": logging.WARNING}, "root", logging.INFO, "f", False),          # Function.f.User
+    ({"function": logging.WARNING}, "root", logging.INFO, None, True),          # outside an invocation
+    ({"function": logging.WARNING, "function.f": logging.INFO}, "Function.f", logging.INFO, None, True),
+    ({"function.f.user": NONE}, "my.lib", logging.ERROR, "f", False),
+    ({"function.f.user": NONE}, "Function.f", logging.INFO, None, True),
+    ({"default": logging.ERROR}, "Function.f", logging.WARNING, None, False),
+])
+def test_host_json_category_rules(rules: dict[str, int], name: str, level: int, function: str | None,
+                                  expected: bool) -> None:
+    assert shows(rules, name, level, function=function) is expected
+
+
+def test_every_line_of_a_record_gets_the_utc_timestamp() -> None:
+    item = record("root", logging.INFO, "first\nsecond")
+    item.created = 0.5
+    assert ConsoleFormatter().format(item) == "[1970-01-01T00:00:00.500Z] first\n[1970-01-01T00:00:00.500Z] second"
