@@ -217,6 +217,13 @@ class BlobQueueProcessor:
         self.listener = QueueListener(queue_name, account.queue(queue_name), options, self.handle,
                                       lambda: account.ensure_queue(POISON_QUEUE),
                                       watchers.subscribe(account.key("queue", queue_name)))
+        self._started = False
+
+    def start(self) -> None:
+        """Start listening on the host queue; later calls (from further blob triggers) do nothing."""
+        if not self._started:
+            self.listener.start()
+            self._started = True
 
     def add(self, trigger: BlobTrigger) -> None:
         self.triggers[trigger.function_id] = trigger

@@ -2,7 +2,10 @@
 
 Order: resolve every storage binding (app settings, connection settings, names, schedules), probe each
 storage endpoint once, register the binding providers and admin invokers, then start the listeners.
-Any problem raises a FuncemuError naming the function and the setting, and nothing has started yet.
+A configuration problem (a missing setting, a bad schedule, name or option) raises a FuncemuError naming
+the function and the setting before anything has started. Unreachable storage does not stop the host,
+as in the real one: a listener that needs it logs why it cannot start and is retried in the background
+(`listeners.py`), and other bindings on it get one warning (they fail when invoked until it answers).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from funcemu.app import FunctionSpec
 from funcemu.triggers.blob import BlobPattern, BlobQueueProcessor, BlobTrigger, host_queue_name
 from funcemu.triggers.expressions import resolve_settings
 from funcemu.triggers.inputs import InputProviders
+from funcemu.triggers.listeners import Listener, Need
 from funcemu.triggers.outputs import OutputWriters
 from funcemu.triggers.polling import QueueOptions
 from funcemu.triggers.queue import QueueTrigger, queue_name
@@ -43,9 +47,10 @@ class TriggerStartup:
         self.environ = os.environ if environ is None else environ
         self.accounts = Accounts(self.environ)
         self.watchers = Watchers()
-        self.probes: list[tuple[str, str, StorageAccount, str]] = []   # function, binding, account, service
+        self.binding_needs: list[tuple[str, Need]] = []   # (function, need) of bindings other than triggers
         self.admin: dict[str, AdminRunner] = {}
-        self.starters: list[Callable[[contextlib.AsyncExitStack], Awaitable[None]]] = []
+        self.listeners: list[Listener] = []
+        self.cleanups: list[Callable[[], Awaitable[None]]] = []
         self._options: QueueOptions | None = None
         self._blob_queue: BlobQueueProcessor | None = None
 
@@ -64,10 +69,13 @@ class TriggerStartup:
             self._check_bindings(spec)
             if spec.trigger_type in TRIGGER_TYPES:
                 self._prepare_trigger(spec)
-        await self._probe()
+        await self.accounts.probe_all((n.account, n.service) for n in self._all_needs())
         self._register()
-        for starter in self.starters:
-            await starter(stack)
+        await self._warn_about_bindings()
+        for cleanup in self.cleanups:
+            stack.push_async_callback(cleanup)
+        for listener in self.listeners:
+            await listener.open(stack, self.accounts.problem)
 
     @staticmethod
     def _uses_storage(spec: FunctionSpec) -> bool:
@@ -81,9 +89,21 @@ class TriggerStartup:
                 continue
             resolved = resolve_settings(spec.name, binding, self.environ)
             account = self.accounts.for_binding(spec.name, binding)
-            self.probes.append((spec.name, binding["name"], account, service))
+            if binding["type"] not in TRIGGER_TYPES:   # a trigger's storage belongs to its listener
+                self.binding_needs.append((spec.name, Need(binding["name"], account, service)))
             if binding["type"] == "queue" and "{" not in str(resolved.get("queueName", "{")):
                 queue_name(spec.name, binding, str(resolved["queueName"]))
+
+    def _all_needs(self) -> list[Need]:
+        return [need for _, need in self.binding_needs] + [n for listener in self.listeners for n in listener.needs]
+
+    async def _warn_about_bindings(self) -> None:
+        """One warning per input or output binding whose storage does not answer (the host keeps running)."""
+        for function, need in self.binding_needs:
+            problem = await self.accounts.problem(need.account, need.service)
+            if problem is not None:
+                log.warning("Function '%s' (binding '%s'): %s Invocations that use this binding fail until it "
+                            "answers.", function, need.binding, problem)
 
     def _host_account(self, spec: FunctionSpec, why: str) -> StorageAccount:
         account = self.accounts.default()
@@ -104,7 +124,9 @@ class TriggerStartup:
         self.admin[spec.name] = lambda raw: invoke_timer_by_admin(self.host, spec, schedule)
         monitor = self._monitor(spec, trigger, schedule, zone)
         listener = TimerListener(self.host, spec, schedule, zone, monitor, bool(trigger.get("runOnStartup")))
-        self._add_starter(spec, listener.start, listener.stop)
+        needs = [] if monitor is None else [Need(f"{spec.trigger['name']} (useMonitor; use_monitor=False turns "
+                                                 "it off)", monitor.account, "blob")]
+        self._add_listener(spec, needs, listener.start, listener.stop)
 
     def _monitor(self, spec: FunctionSpec, trigger: dict[str, Any], schedule: Schedule,
                  zone: Any) -> ScheduleMonitor | None:
@@ -115,8 +137,6 @@ class TriggerStartup:
             log.info("Timer '%s': no AzureWebJobsStorage, so the schedule status is not kept (useMonitor).",
                      spec.name)
             return None
-        self.probes.append((spec.name, f"{spec.trigger['name']} (useMonitor; use_monitor=False turns it off)",
-                            account, "blob"))
         return ScheduleMonitor(account, self.host.host_id, spec.name)
 
     def _prepare_queue(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
@@ -124,7 +144,8 @@ class TriggerStartup:
         account = self.accounts.for_binding(spec.name, spec.trigger)
         queue = QueueTrigger(self.host, spec, account, name, self.options, self.watchers)
         self.admin[spec.name] = queue.invoke_by_admin
-        self._add_starter(spec, _sync_start(queue.listener.start), queue.listener.stop)
+        needs = [Need(spec.trigger["name"], account, "queue")]
+        self._add_listener(spec, needs, _sync_start(queue.listener.start), queue.listener.stop)
 
     def _prepare_blob(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
         pattern = BlobPattern(spec.name, str(trigger.get("path", "")))
@@ -132,33 +153,33 @@ class TriggerStartup:
             log.warning("Function '%s': source EventGrid needs an Event Grid subscription; funcemu scans the "
                         "container instead.", spec.name)
         host_account = self._host_account(spec, "The blob trigger (receipts and its host queue)")
-        self.probes.append((spec.name, "AzureWebJobsStorage (blob receipts)", host_account, "blob"))
-        self.probes.append((spec.name, "AzureWebJobsStorage (blob trigger queue)", host_account, "queue"))
         processor = self._blob_processor(host_account)
-        blob = BlobTrigger(self.host, spec, pattern, self.accounts.for_binding(spec.name, spec.trigger),
-                           processor, self.watchers)
+        account = self.accounts.for_binding(spec.name, spec.trigger)
+        blob = BlobTrigger(self.host, spec, pattern, account, processor, self.watchers)
         processor.add(blob)
         self.admin[spec.name] = blob.invoke_by_admin
-        self._add_starter(spec, _sync_start(blob.start), blob.stop)
+        needs = [Need(spec.trigger["name"], account, "blob"),
+                 Need("AzureWebJobsStorage (blob receipts)", host_account, "blob"),
+                 Need("AzureWebJobsStorage (blob trigger queue)", host_account, "queue")]
+
+        async def start() -> None:
+            processor.start()   # the shared host queue listens once the first blob trigger does
+            blob.start()
+        self._add_listener(spec, needs, start, blob.stop)
 
     def _blob_processor(self, host_account: StorageAccount) -> BlobQueueProcessor:
         if self._blob_queue is None:
             name = host_queue_name(self.host.host_id)
             self._blob_queue = BlobQueueProcessor(host_account, name, self.options, self.watchers)
-            listener = self._blob_queue.listener
-            self.starters.append(lambda stack: _started(stack, _sync_start(listener.start), listener.stop))
+            self.cleanups.append(self._blob_queue.listener.stop)
         return self._blob_queue
 
-    def _add_starter(self, spec: FunctionSpec, start: Callable[[], Awaitable[None]],
-                     stop: Callable[[], Awaitable[None]]) -> None:
+    def _add_listener(self, spec: FunctionSpec, needs: list[Need], start: Callable[[], Awaitable[None]],
+                      stop: Callable[[], Awaitable[None]]) -> None:
         if is_disabled(spec.name, self.environ):
             log.info("Function '%s' is disabled: its trigger does not listen.", spec.name)
             return
-        self.starters.append(lambda stack: _started(stack, start, stop))
-
-    async def _probe(self) -> None:
-        for function, binding, account, service in self.probes:
-            await self.accounts.check(function, binding, account, service)
+        self.listeners.append(Listener(spec.name, needs, start, stop))
 
     def _register(self) -> None:
         writers = OutputWriters(self.accounts, self.watchers, self._encoding(), self.environ)
@@ -192,9 +213,3 @@ def _sync_start(start: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         start()
     return run
-
-
-async def _started(stack: contextlib.AsyncExitStack, start: Callable[[], Awaitable[None]],
-                   stop: Callable[[], Awaitable[None]]) -> None:
-    stack.push_async_callback(stop)
-    await start()

@@ -2,8 +2,8 @@
 
 A binding's `connection` is resolved as the host resolves it (§5.4): empty means `Storage`, then
 `AzureWebJobs<name>` before `<name>`. Each connection string gets one set of aio clients, shared by
-every binding that uses it; `probe()` checks at startup that the endpoint answers, so an unreachable
-Azurite is reported once, naming the function and the setting, instead of failing every poll.
+every binding that uses it. At startup every endpoint is probed once, so an unreachable Azurite is
+reported once, naming the function, the setting and the endpoint, instead of failing every poll.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -28,7 +28,7 @@ IDENTITY_SUFFIXES = ("__serviceUri", "__queueServiceUri", "__blobServiceUri", "_
 
 
 class StorageConnectionError(FuncemuError):
-    """A storage binding whose connection setting is missing, unsupported or unreachable."""
+    """A storage binding whose connection setting is missing or unsupported (a startup error)."""
 
     def __init__(self, function: str, binding: str, problem: str) -> None:
         super().__init__(f"Function '{function}' (binding '{binding}'): {problem}")
@@ -161,22 +161,30 @@ class Accounts:
             self._accounts[setting] = StorageAccount(setting, connection_string)
         return self._accounts[setting]
 
-    async def check(self, function: str, binding: str, account: StorageAccount, service: str) -> None:
-        """Raise StorageConnectionError if the service does not answer (probed once per account)."""
+    async def problem(self, account: StorageAccount, service: str) -> str | None:
+        """Why the service cannot be used, or None when it answers; probed once per account and service."""
         key = (account.setting, service)
         if key not in self._problems:
-            try:
-                await account.probe(service)
-                self._problems[key] = None
-            except Exception as exc:  # azure-core wraps transport errors in ServiceRequestError and the like
-                self._problems[key] = unreachable_message(account, service, exc)
-        problem = self._problems[key]
-        if problem is not None:
-            raise StorageConnectionError(function, binding, problem)
+            self._problems[key] = await probe_problem(account, service)
+        return self._problems[key]
+
+    async def probe_all(self, pairs: Iterable[tuple[StorageAccount, str]]) -> None:
+        """Probe every distinct (account, service) at once, so slow endpoints do not add up."""
+        distinct = {(account.setting, service): (account, service) for account, service in pairs}
+        await asyncio.gather(*(self.problem(account, service) for account, service in distinct.values()))
 
     async def close(self) -> None:
         for account in self._accounts.values():
             await account.close()
+
+
+async def probe_problem(account: StorageAccount, service: str) -> str | None:
+    """One fresh probe: None when the service answers, else why it cannot be used."""
+    try:
+        await account.probe(service)
+    except Exception as exc:  # azure-core wraps transport errors in ServiceRequestError and the like
+        return unreachable_message(account, service, exc)
+    return None
 
 
 def unreachable_message(account: StorageAccount, service: str, exc: BaseException) -> str:

@@ -63,12 +63,12 @@ def test_banner_then_block_then_listening(host: HostProcess) -> None:
 
 def test_one_executing_executed_pair_per_invocation(host: HostProcess) -> None:
     since = len(host.lines)
-    host.call("GET", "/api/loop")
-    host.call("GET", "/api/loop")
-    host.wait_for_log(r"Executed 'Functions\.on_loop' .*", since=since)
+    for _ in range(2):
+        start = len(host.lines)
+        host.call("GET", "/api/loop")
+        host.wait_for_log(r"Executed 'Functions\.on_loop' ", since=start)
     pattern = re.compile(r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] (Executing|Executed) 'Functions\.on_loop' "
                          r"\((?:Reason='([^']*)'|Succeeded), Id=([0-9a-f-]{36})(?:, Duration=\d+ms)?\)$")
-    host.wait_for_log(r"Executed 'Functions\.on_loop' .*", since=len(host.lines) - 1)
     found = [m.groups() for line in host.lines[since:] if (m := pattern.match(line))]
     assert [kind for kind, _, _ in found] == ["Executing", "Executed", "Executing", "Executed"]
     assert found[0][1] == ADMIN_REASON and found[0][2] == found[1][2] != found[2][2] == found[3][2]

@@ -159,8 +159,10 @@ def test_a_user_exception_logs_its_traceback(host: HostProcess) -> None:
 
 
 def test_body_limit_from_functions_request_body_size_limit(host: HostProcess) -> None:
+    since = len(host.lines)
     at_limit = host.call("POST", "/api/echo/limit", raw=b"x" * 1024)
     assert (at_limit.status, len(bytes.fromhex(at_limit.json()["body"]))) == (200, 1024)
+    host.wait_for_log(r"Executed 'Functions\.echo'", since=since)
     since = len(host.lines)
     too_big = host.call("POST", "/api/echo/limit", raw=b"x" * 1025)
     assert (too_big.status, too_big.body) == (413, b"")

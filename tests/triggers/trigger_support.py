@@ -1,12 +1,17 @@
-"""Helpers for the trigger tests: funcemu host processes for a written app, Azurite queues, polling."""
+"""Helpers for the trigger tests: funcemu host processes for a written app, Azurite queues, polling,
+and a port that refuses connections until a test opens it (storage that comes up late)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
+import socketserver
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,3 +131,83 @@ def ensure_queue(client: Any) -> Any:
     except ResourceExistsError:
         pass
     return client
+
+
+def closed_port_connection(port: int, service: str = "Queue") -> str:
+    """A connection string whose `service` endpoint is 127.0.0.1:`port` (the others are unset)."""
+    return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+            f"{service}Endpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+
+
+def with_endpoint_port(connection: str, service: str, port: int) -> str:
+    """`connection` with the port of its `<service>Endpoint` replaced."""
+    return re.sub(rf"({service}Endpoint=http://[^:;/]+:)\d+", rf"\g<1>{port}", connection)
+
+
+def endpoint_address(connection: str, service: str) -> tuple[str, int]:
+    found = re.search(rf"{service}Endpoint=http://([^:;/]+):(\d+)", connection)
+    if found is None:
+        raise ValueError(f"no {service}Endpoint with a port in {connection!r}")
+    return found.group(1), int(found.group(2))
+
+
+class LatePort:
+    """A local port that refuses connections until `forward_to(address)`, then relays them there.
+
+    The port is bound but not listening from the start, so a connection string can name it before the
+    storage behind it is reachable, and no other process can take it in the meantime.
+    """
+
+    def __init__(self) -> None:
+        self._server = _RelayServer(("127.0.0.1", 0), _Relay, bind_and_activate=False)
+        self._server.server_bind()
+        self.port: int = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def forward_to(self, address: tuple[str, int]) -> None:
+        self._server.target = address
+        self._server.server_activate()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="late port", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> LatePort:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _RelayServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    target: tuple[str, int] = ("127.0.0.1", 0)
+
+
+class _Relay(socketserver.BaseRequestHandler):
+    server: _RelayServer
+
+    def handle(self) -> None:
+        try:
+            upstream = socket.create_connection(self.server.target, timeout=10)
+        except OSError:
+            return
+        upstream.settimeout(None)   # idle keep-alive connections stay open, as without the relay
+        with upstream:
+            back = threading.Thread(target=_pump, args=(upstream, self.request), daemon=True)
+            back.start()
+            _pump(self.request, upstream)
+            back.join(timeout=10)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy until the source ends, then end the sink's sending side."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

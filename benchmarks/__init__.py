@@ -1,0 +1,1 @@
+"""funcemu benchmarks: `python benchmarks/run.py` (see README.md)."""
