@@ -2,6 +2,9 @@
 
 Runs unchanged on `funcemu start`, `func start` and Azure. The patterns live in blueprints:
 `orchestrators/` holds the HTTP starters and the orchestrators, `activities/` the activities.
+Two blueprints there use Azure Storage (AzureWebJobsStorage): a queue of orders that starts the
+chaining workflow, and word-count reports kept in blobs. Without storage they cannot work, and the
+rest of the app runs as usual.
 """
 
 import json

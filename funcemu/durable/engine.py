@@ -76,6 +76,9 @@ class Engine:
         self.episodes = Episodes(self)
         self._wake = asyncio.Event()
         self._activity_wake = asyncio.Event()
+        # True from the moment activity work may be queued until the activity loop has drained it:
+        # the virtual clock must not jump between a checkpoint and the fetch of its activities.
+        self._activities_maybe_pending = True
         self._changed: dict[str, asyncio.Event] = {}
         self._running_instances: dict[str, asyncio.Task[None]] = {}
         self._running_activities: set[asyncio.Task[None]] = set()
@@ -101,6 +104,7 @@ class Engine:
         self._wake.set()
 
     def wake_activities(self) -> None:
+        self._activities_maybe_pending = True
         self._activity_wake.set()
 
     def notify_changed(self, instance_id: str) -> None:
@@ -110,7 +114,7 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        return not self._running_instances and not self._running_activities
+        return not self._running_instances and not self._running_activities and not self._activities_maybe_pending
 
     # ---- loops --------------------------------------------------------------------------------
     async def _orchestration_loop(self) -> None:
@@ -168,11 +172,16 @@ class Engine:
         while True:
             self._activity_wake.clear()
             free = self.max_activities - len(self._running_activities)
+            if free > 0:
+                self._activities_maybe_pending = False
             try:
                 items = await self.store.fetch_activities(free) if free > 0 else []
+                if free > 0 and len(items) == free:
+                    self._activities_maybe_pending = True
             except Exception as exc:
                 log.exception("activity dispatcher error")
                 self.errors.append(exc)
+                self._activities_maybe_pending = True
                 items = []
             for item in items:
                 task = asyncio.create_task(self._run_activity(item))

@@ -9,6 +9,7 @@ from funcemu.testing.client import DurableApiError, DurableClient, Orchestration
 from funcemu.testing.clock import Clock
 from funcemu.testing.host import EmulatorHost, Host, HostStartError, RemoteHost
 from funcemu.testing.httpclient import HttpClient, Response
+from funcemu.testing.replay import HistoryDiverged, replay_history
 
 __all__ = [
     "Azurite",
@@ -18,9 +19,11 @@ __all__ = [
     "EmulatorHost",
     "Host",
     "HostStartError",
+    "HistoryDiverged",
     "HttpClient",
     "OrchestrationFailed",
     "OrchestrationTimeout",
     "RemoteHost",
     "Response",
+    "replay_history",
 ]

@@ -98,12 +98,19 @@ class TriggerStartup:
         return [need for _, need in self.binding_needs] + [n for listener in self.listeners for n in listener.needs]
 
     async def _warn_about_bindings(self) -> None:
-        """One warning per input or output binding whose storage does not answer (the host keeps running)."""
+        """One warning per storage endpoint that input or output bindings use and that does not answer."""
+        users: dict[str, list[str]] = {}
         for function, need in self.binding_needs:
             problem = await self.accounts.problem(need.account, need.service)
             if problem is not None:
-                log.warning("Function '%s' (binding '%s'): %s Invocations that use this binding fail until it "
-                            "answers.", function, need.binding, problem)
+                users.setdefault(problem, []).append(f"'{function}' (binding '{need.binding}')")
+        for problem, bindings in users.items():
+            if len(bindings) == 1:
+                log.warning("Function %s: %s Invocations that use this binding fail until it answers.",
+                            bindings[0], problem)
+            else:
+                log.warning("Functions %s and %s: %s Invocations that use these bindings fail until it answers.",
+                            ", ".join(bindings[:-1]), bindings[-1], problem)
 
     def _host_account(self, spec: FunctionSpec, why: str) -> StorageAccount:
         account = self.accounts.default()
