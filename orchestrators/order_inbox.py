@@ -34,7 +34,9 @@ async def start_order_from_inbox(message: func.QueueMessage, client: df.DurableO
     instance_id = f"inbox-{message.id}"
     existing = await client.get_status(instance_id)
     if existing:
-        logging.info("Message %s was delivered again; orchestration %s already exists", message.id, instance_id)
+        logging.info(
+            "Message %s was delivered again; orchestration %s already exists", message.id, instance_id
+        )
         return
     await client.start_new("order_workflow", instance_id=instance_id, client_input=order)
     logging.info("Started order %s from %s as orchestration %s", order["orderId"], QUEUE, instance_id)

@@ -63,5 +63,7 @@ def read_word_count_report(req: func.HttpRequest, report: func.InputStream) -> f
     if report is None:  # the host passes None when the blob does not exist
         instance_id = req.route_params["instanceId"]
         path = f"/api/word-counts/{instance_id}/report"
-        return inputs.error_response(404, f"no report for word count {instance_id!r} yet: POST {path} writes it")
+        return inputs.error_response(
+            404, f"no report for word count {instance_id!r} yet: POST {path} writes it"
+        )
     return func.HttpResponse(report.read(), mimetype="application/json")
