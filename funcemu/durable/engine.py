@@ -12,8 +12,9 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from funcemu.durable import history as h
 from funcemu.durable.clock import Clock, VirtualClock

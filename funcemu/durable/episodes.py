@@ -125,10 +125,8 @@ class Episodes:
         if spec is None:
             episode = _failed_episode(state.name, self.engine.registry.unknown_orchestrator_message(state.name))
         else:
-            parent = _parent_of(past + new_events)
             episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
-                                  new=new_events, parent_instance_id=parent and parent["OrchestrationInstance"]
-                                  ["InstanceId"], now=now)
+                                  new=new_events, parent_instance_id=_parent_id(past + new_events), now=now)
         millis = int((time.perf_counter() - started) * 1000)
         outcome = "Failed" if episode.failure else "Succeeded"
         logger.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", state.name, outcome, invocation, millis)
@@ -196,9 +194,10 @@ def _status_after_controls(status: RuntimeStatus, events: list[dict[str, Any]]) 
     return status
 
 
-def _parent_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _parent_id(events: list[dict[str, Any]]) -> str | None:
     started = next((e for e in events if e["EventType"] == EventType.ExecutionStarted), None)
-    return started.get("ParentInstance") if started else None
+    parent = started.get("ParentInstance") if started else None
+    return str(parent["OrchestrationInstance"]["InstanceId"]) if parent else None
 
 
 def _failed_episode(name: str, message: str) -> Episode:
