@@ -68,12 +68,15 @@ def _executable(command: list[str], workspace: Path) -> Path:
 
 
 class Configured(Azurite):
-    """An Azurite (or account) given by its connection string; nothing to stop."""
+    """An Azurite (or account) given by its connection string; nothing to stop. Its endpoints are
+    without the account path, as for an Azurite started here (`http://127.0.0.1:10000`)."""
 
     def __init__(self, connection_string: str) -> None:
         parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-        super().__init__(parts.get("BlobEndpoint", ""), parts.get("QueueEndpoint", ""),
-                         parts.get("TableEndpoint", ""))
+        account = "/" + parts.get("AccountName", "")
+        blob, queue, table = (parts.get(f"{name}Endpoint", "").rstrip("/").removesuffix(account)
+                              for name in ("Blob", "Queue", "Table"))
+        super().__init__(blob, queue, table)
         self._connection_string = connection_string
 
     @property

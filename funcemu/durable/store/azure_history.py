@@ -77,23 +77,32 @@ class HistoryTable:
         return str(written["etag"])
 
     async def commit(self, instance_id: str, partition_key: str, etag: rows.HubEtag, execution_id: str,
-                     events: list[dict[str, Any]], start: int,
-                     outbox: list[list[Any]]) -> Committed:
-        """Append `events` at index `start` and write the outbox, guarded by the sentinel's ETag."""
+                     events: list[dict[str, Any]], start: int, outbox: list[list[Any]],
+                     checkpoint_id: str) -> Committed:
+        """Append `events` at index `start` and write the outbox, guarded by the sentinel's ETag. The
+        sentinel's `FuncemuOutboxId` becomes `checkpoint_id` (the outbox rows carry it too)."""
         entities = [rows.event_entity(event, partition_key, rows.row_key(start + index), execution_id)
                     for index, event in enumerate(events)]
         await asyncio.gather(*(self._offload(entity) for entity in entities))
-        outbox_id = secrets.token_hex(8)
-        outbox_rows = rows.outbox_entities(partition_key, outbox_id, outbox) if outbox else []
+        outbox_rows = rows.outbox_entities(partition_key, checkpoint_id, outbox) if outbox else []
         chunks = _chunks(entities + outbox_rows)
         current = etag.sentinel
         for number, chunk in enumerate(chunks):
             final = number == len(chunks) - 1
-            columns = (rows.final_sentinel_columns(execution_id, start + len(events),
-                                                   outbox_id if outbox_rows else "")
+            columns = (rows.final_sentinel_columns(execution_id, start + len(events), checkpoint_id)
                        if final else _partial_columns(execution_id, current))
             current = await self._transact(instance_id, partition_key, current, columns, chunk)
         return Committed(current or "", start + len(events), [row["RowKey"] for row in outbox_rows])
+
+    async def committed(self, partition_key: str, checkpoint_id: str, outbox: list[list[Any]]) -> Committed | None:
+        """What `commit` returned for `checkpoint_id` if that commit was applied (its answer was lost)."""
+        sentinel = await self.sentinel(partition_key)
+        if sentinel is None or sentinel.get("FuncemuOutboxId") != checkpoint_id \
+                or sentinel.get("IsCheckpointComplete") is not True:
+            return None
+        outbox_rows = rows.outbox_entities(partition_key, checkpoint_id, outbox) if outbox else []
+        return Committed(str(sentinel.metadata["etag"]), rows.sentinel_count(sentinel),
+                         [row["RowKey"] for row in outbox_rows])
 
     async def delete_rows(self, partition_key: str, keys: list[str]) -> None:
         """Delete rows in transactions of 100 (falling back to one by one when some are gone)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,11 @@ from typing import Any
 
 from funcemu.durable.history import EventType
 from funcemu.durable.store import azure_envelope as envelopes
+from funcemu.durable.store.azure_outage import describe
 from funcemu.durable.store.azure_queues import Held, HubQueues, Inbox, Received, delay_seconds, expiring
 from funcemu.durable.store.base import Message
 
+log = logging.getLogger("funcemu.durable")
 _CONCURRENCY = 32
 
 
@@ -28,6 +31,7 @@ class Outgoing:
     envelope: dict[str, Any]
     body: str = ""
     blob: str | None = None
+    sent: bool = False      # a send that is retried after an outage skips what already went out
 
     def timer_of(self, instance_id: str) -> int | None:
         task = self.envelope.get("TaskMessage") or {}
@@ -78,9 +82,12 @@ class Messaging:
 
     async def _send_in_order(self, entries: list[Outgoing]) -> None:
         for entry in entries:
+            if entry.sent:
+                continue
             visible = envelopes.visible_time(entry.envelope)
             delay = delay_seconds(visible)
             sent = await self.queues.send(entry.queue, entry.body, delay)
+            entry.sent = True
             if entry.queue == self.queues.names.workitems_queue:
                 continue
             self.dirty.add(entry.queue)
@@ -102,12 +109,22 @@ class Messaging:
                 if queue in self.dirty or self._polled.get(queue, float("-inf")) <= oldest]
 
     async def poll(self, queues: list[str]) -> None:
+        """Receive what `queues` hold. When some receives fail, the messages of the others are still
+        accepted (they are leased to us now), the failed queues count as not polled, and the first
+        error is raised."""
         started = time.monotonic()
         self.dirty.difference_update(queues)
         self._polled.update((queue, started) for queue in queues)
-        batches = await asyncio.gather(*(self.queues.receive(queue, None) for queue in queues))
-        await asyncio.gather(*(self._accept(queue, received)
-                               for queue, batch in zip(queues, batches, strict=True) for received in batch))
+        results = await asyncio.gather(*(self.queues.receive(queue, None) for queue in queues),
+                                       return_exceptions=True)
+        failed = [(queue, result) for queue, result in zip(queues, results, strict=True)
+                  if isinstance(result, BaseException)]
+        await asyncio.gather(*(self._accept(queue, received) for queue, batch in zip(queues, results, strict=True)
+                               if not isinstance(batch, BaseException) for received in batch))
+        for queue, _ in failed:
+            self._polled.pop(queue, None)
+        if failed:
+            raise failed[0][1]
 
     async def _accept(self, queue: str, received: Received) -> None:
         raw = received.raw
@@ -151,8 +168,11 @@ class Messaging:
     # deleting
 
     async def consume(self, messages: list[Message]) -> None:
-        await self.delete_all([found for message in messages
-                               if (found := self.inbox.forget(message.message_id))])
+        """Delete the messages, then forget them (so a call retried after an outage deletes the rest)."""
+        held = [found for message in messages if (found := self.inbox.find(message.message_id))]
+        await self.delete_all(held)
+        for entry in held:
+            self.inbox.forget(entry.message_id)
 
     async def cancel_timers(self, instance_id: str, timer_ids: list[int]) -> None:
         """Delete the instance's TimerFired messages for `timer_ids` (the caller polled its queue)."""
@@ -200,7 +220,10 @@ class Messaging:
         """Keep what this process holds invisible to others (a periodic task, not a wait)."""
         while True:
             await asyncio.sleep(self.queues.lease / 3)
-            await self.renew_expiring()
+            try:
+                await self.renew_expiring()
+            except Exception as error:  # storage away: try again next round, the leases have time left
+                log.warning("could not renew the leases of held queue messages: %s", describe(error))
 
     async def renew_expiring(self) -> None:
         """Renew the leases that end within half a lease; forget messages someone else has taken."""

@@ -102,10 +102,16 @@ class HubQueues:
         count = min(limit or DRAIN_LIMIT, DRAIN_LIMIT)
         pager = self._clients[queue].receive_messages(
             messages_per_page=min(32, count), visibility_timeout=self.lease, max_messages=count)
+        raws: list[QueueMessage] = []
         try:
-            raws = [raw async for raw in pager]
+            async for raw in pager:
+                raws.append(raw)
         except ResourceNotFoundError:
             return []
+        except Exception:
+            if not raws:
+                raise
+            # a later page failed: keep the pages already leased to us; the next poll meets the error again
         return list(await asyncio.gather(*(self._open(raw) for raw in raws)))
 
     async def _open(self, raw: QueueMessage) -> Received:
@@ -161,6 +167,9 @@ class Inbox:
         target[held.message_id] = held
         if held.message is not None and held.message.visible_time is not None:
             self.timers[held.message_id] = held.message.visible_time
+
+    def find(self, message_id: str) -> Held | None:
+        return self.held.get(message_id) or self.delayed.get(message_id)
 
     def forget(self, message_id: str) -> Held | None:
         self.timers.pop(message_id, None)

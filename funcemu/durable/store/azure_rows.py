@@ -10,7 +10,8 @@ funcemu adds a few columns, all named `Funcemu*`, which other readers ignore:
   event reads back exactly as it was written;
 - `FuncemuJson`: fields outside the known complex members that held JSON objects or arrays;
 - on the sentinel, `FuncemuEventCount` (events of the current execution at the last complete
-  checkpoint) and `FuncemuOutboxId` (the checkpoint whose outbox rows are to be sent);
+  checkpoint) and `FuncemuOutboxId` (the id of the last complete checkpoint: its outbox rows are
+  the ones to send, and a writer whose answer was lost finds out from it whether it committed);
 - on the instance row, the sentinel's ETag and event count (so a query yields the same etag as a read)
   and `FuncemuParentInstanceId`.
 """
