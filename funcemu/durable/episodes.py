@@ -70,7 +70,7 @@ class Episodes:
 
     async def _apply(self, state: InstanceState, past: list[dict[str, Any]], messages: list[Message],
                      now: datetime) -> None:
-        fresh = [m for m in messages if m.execution_id in (None, state.execution_id)]
+        fresh = _without_redeliveries(past, [m for m in messages if m.execution_id in (None, state.execution_id)])
         new_events = [h.orchestrator_started(now)] + [_delivered(m.event, now) for m in fresh]
         cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=_copy(state, now), consumed=messages)
         if state.runtime_status.is_terminal:
@@ -211,3 +211,26 @@ def outstanding_timers(events: list[dict[str, Any]]) -> list[int]:
     """Timers created and not yet fired: their messages are dropped when the execution ends."""
     fired = {e["TimerId"] for e in events if e["EventType"] == EventType.TimerFired}
     return [e["EventId"] for e in events if e["EventType"] == EventType.TimerCreated and e["EventId"] not in fired]
+
+
+_COMPLETIONS = {EventType.TaskCompleted: "TaskScheduledId", EventType.TaskFailed: "TaskScheduledId",
+                EventType.SubOrchestrationInstanceCompleted: "TaskScheduledId",
+                EventType.SubOrchestrationInstanceFailed: "TaskScheduledId", EventType.TimerFired: "TimerId"}
+
+
+def _without_redeliveries(past: list[dict[str, Any]], messages: list[Message]) -> list[Message]:
+    """Drop a second completion of the same task or timer: stores deliver at least once, so a message
+    consumed by an episode whose process died before deleting it can arrive again."""
+    done = {e[_COMPLETIONS[e["EventType"]]] for e in past if e["EventType"] in _COMPLETIONS}
+    kept = []
+    for message in messages:
+        key = _COMPLETIONS.get(message.event["EventType"])
+        task_id = message.event.get(key) if key else None
+        if task_id is not None and task_id in done:
+            log.info("instance '%s': dropped a redelivered %s for id %s", message.instance_id,
+                     EventType(message.event["EventType"]).name, task_id)
+            continue
+        if task_id is not None:
+            done.add(task_id)
+        kept.append(message)
+    return kept

@@ -231,7 +231,7 @@ def test_an_unknown_activity_fails_that_task_with_a_clear_reason(durable_host: H
                                      "not an activity function. Additional info: The following are the known "
                                      "activity functions: ")
     assert "'hello'" in done["output"] and "'double'" in done["output"]
-    assert "The function 'no_such_activity' doesn't exist" in durable_host.log
+    durable_host.wait_for_log(r"The function 'no_such_activity' doesn't exist")
 
 
 def test_an_unknown_sub_orchestrator_fails_that_task_with_a_clear_reason(durable_host: HostProcess) -> None:
