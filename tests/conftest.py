@@ -16,3 +16,20 @@ def _isolated_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+LOG_TAIL = 6000
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    """A failing test's report ends with the log of every funcemu host process it used."""
+    from support import HostProcess
+
+    report = yield
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, HostProcess):
+                report.sections.append((f"funcemu host log ({name}, tail)", value.log[-LOG_TAIL:]))
+    return report

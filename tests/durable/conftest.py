@@ -6,7 +6,7 @@ deleted before each module's host starts, so no module sees another's instances.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from azurite_support import delete_hub, session_azurite
@@ -15,8 +15,6 @@ from support import HostProcess
 
 from funcemu.testing.azurite import Azurite
 
-HOST_LOG = pytest.StashKey[HostProcess]()
-LOG_TAIL = 6000
 HUB_NAME = "EngineTests"
 HOST_STORES = [*STORES, pytest.param("azure", marks=pytest.mark.azurite)]
 # Too slow on Azurite for every run: 500 activities take ~10 s there, and the test's status polls with the
@@ -55,18 +53,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 and getattr(item, "originalname", "") in SLOW_ON_AZURE:
             item.add_marker(skip)
 
-
-@pytest.fixture(autouse=True)
-def _remember_host(request: pytest.FixtureRequest) -> None:
-    if "durable_host" in request.fixturenames:
-        request.node.stash[HOST_LOG] = request.getfixturevalue("durable_host")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    host = item.stash.get(HOST_LOG, None)
-    if report.failed and host is not None:
-        report.sections.append(("funcemu host log (tail)", host.log[-LOG_TAIL:]))
-    return report
