@@ -18,6 +18,7 @@ from typing import Any
 
 from funcemu.durable import history as h
 from funcemu.durable.clock import Clock, VirtualClock
+from funcemu.durable.pacing import EpisodePacer
 from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store.base import (
     ActivityItem,
@@ -75,6 +76,8 @@ class Engine:
         self.max_activities, self.max_orchestrations = max_activities, max_orchestrations
         self.poll_interval = poll_interval
         self.episodes = Episodes(self)
+        self.pacer = EpisodePacer()
+        self._paced: set[str] = set()
         self._wake = asyncio.Event()
         self._activity_wake = asyncio.Event()
         # True from the moment activity work may be queued until the activity loop has drained it:
@@ -138,16 +141,33 @@ class Engine:
         if free <= 0:
             return
         ready = await self.store.ready_instances(self.now(), free + len(self._running_instances))
+        loop = asyncio.get_running_loop()
         for instance_id in ready:
             if instance_id in self._running_instances or free <= 0:
+                continue
+            wait = self.pacer.delay(instance_id, loop.time())
+            if wait > 0:
+                self._wake_later(instance_id, wait)
                 continue
             free -= 1
             task = asyncio.create_task(self._run_instance(instance_id))
             self._running_instances[instance_id] = task
 
+    def _wake_later(self, instance_id: str, delay: float) -> None:
+        if instance_id not in self._paced:
+            self._paced.add(instance_id)
+            asyncio.get_running_loop().call_later(delay, self._paced_wake, instance_id)
+
+    def _paced_wake(self, instance_id: str) -> None:
+        self._paced.discard(instance_id)
+        self._wake.set()
+
     async def _run_instance(self, instance_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             await self.episodes.run(instance_id)
+            self.pacer.episode_done(instance_id, loop.time() - started, loop.time())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -205,6 +225,7 @@ class Engine:
             log.exception("activity '%s' of instance '%s' could not complete", item.name, item.instance_id)
             self.errors.append(exc)
         finally:
+            self.pacer.finished(item.instance_id)
             self._running_activities.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._activity_wake.set()
             self._wake.set()
@@ -312,10 +333,12 @@ class Engine:
             remaining = deadline - loop.time()
             if state is None or state.runtime_status.is_terminal or remaining <= 0:
                 return state
+            # asyncio.wait, not wait_for: wait_for can swallow a cancellation that races the event.
+            waiter = asyncio.ensure_future(event.wait())
             try:
-                await asyncio.wait_for(event.wait(), min(remaining, self.poll_interval or remaining))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=min(remaining, self.poll_interval or remaining))
+            finally:
+                waiter.cancel()
 
     async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
         from funcemu.durable.entities import entity_instance_id, request_event

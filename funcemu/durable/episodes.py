@@ -136,6 +136,7 @@ class Episodes:
         await self.engine.store.checkpoint(cp)
         self.engine.notify_changed(cp.instance_id)
         if cp.activities:
+            self.engine.pacer.scheduled(cp.instance_id, len(cp.activities))
             self.engine.wake_activities()
         if cp.messages:
             self.engine.wake()
