@@ -31,7 +31,7 @@ NO_FUNCTIONS = ("No job functions found. Try making your job classes and methods
                 "builder.AddServiceBus(), builder.AddTimers(), etc.).")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="funcemu", description="A pure-Python local host for Azure Functions "
                                      "Python v2 apps with Durable Functions.")
     parser.add_argument("--version", action="version", version=f"funcemu {__version__}")
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--enable-auth", "--enableAuth", dest="enable_auth", action="store_true",
                        help="enforce function keys (generated in <app>/.funcemu/keys.json)")
     start.add_argument("--verbose", action="store_true")
-    _add_extra_commands(commands)
+    if with_tools:  # `start` alone skips importing the durable tools: startup time counts
+        _add_extra_commands(commands)
     return parser
 
 
@@ -65,7 +66,8 @@ def _add_extra_commands(commands: argparse._SubParsersAction) -> None:  # type: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(with_tools=argv[:1] != ["start"]).parse_args(argv)
     if args.command != "start":
         return int(args.run(args))
     console = setup_console(verbose=args.verbose)
