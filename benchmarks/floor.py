@@ -21,6 +21,7 @@ Event = dict[str, Any]
 ORCHESTRATOR_STARTED = 12
 EXECUTION_STARTED = 0
 TASK_SCHEDULED = 4
+TASK_COMPLETED = 5
 # What an episode appends after its new events: its decisions, its completion, OrchestratorCompleted.
 _AFTER_NEW = {TASK_SCHEDULED, 1, 7, 10, 13, 14}
 
@@ -42,8 +43,14 @@ class Floor:
     timed_episodes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "cpu": self.cpu, "episodes": self.episodes, "events": self.events,
-                "sampled": self.sampled, "timed_episodes": self.timed_episodes}
+        return {
+            "seconds": self.seconds,
+            "cpu": self.cpu,
+            "episodes": self.episodes,
+            "events": self.events,
+            "sampled": self.sampled,
+            "timed_episodes": self.timed_episodes,
+        }
 
 
 def episodes(instance_id: str, history: list[Event]) -> list[Episode]:
@@ -60,21 +67,31 @@ def episodes(instance_id: str, history: list[Event]) -> list[Episode]:
 
 def context_document(episode: Episode) -> str:
     """The handler's input (§2.1), as the host builds it."""
-    history = [event if event["EventType"] == ORCHESTRATOR_STARTED else {**event, "IsPlayed": True}
-               for event in episode.past] + episode.new
+    history = [
+        event if event["EventType"] == ORCHESTRATOR_STARTED else {**event, "IsPlayed": True}
+        for event in episode.past
+    ] + episode.new
     started = next(event for event in history if event["EventType"] == EXECUTION_STARTED)
     stored = started.get("Input")
-    return json.dumps({
-        "history": history, "input": None if stored is None else json.loads(stored),
-        "instanceId": episode.instance_id, "isReplaying": bool(started.get("IsPlayed")), "parentInstanceId": None,
-        "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
-        "longRunningTimerIntervalDuration": "3.00:00:00", "maximumShortTimerDuration": "6.00:00:00",
-        "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
-    })
+    return json.dumps(
+        {
+            "history": history,
+            "input": None if stored is None else json.loads(stored),
+            "instanceId": episode.instance_id,
+            "isReplaying": bool(started.get("IsPlayed")),
+            "parentInstanceId": None,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": "3.00:00:00",
+            "maximumShortTimerDuration": "6.00:00:00",
+            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+        }
+    )
 
 
-def sdk_floor(handler: Callable[[str], Any], all_episodes: list[Episode], *, budget: float,
-              passes: int = 1) -> Floor:
+def sdk_floor(
+    handler: Callable[[str], Any], all_episodes: list[Episode], *, budget: float, passes: int = 1
+) -> Floor:
     """Time `handler` on each episode's document (built outside the timed region).
 
     Up to `passes` whole passes while they fit in `budget` seconds; the median pass counts. When
@@ -99,8 +116,14 @@ def sdk_floor(handler: Callable[[str], Any], all_episodes: list[Episode], *, bud
             timed_events, timed = timed_events + sizes[index], timed + 1
             if time.perf_counter() - started > budget and timed < len(all_episodes):
                 scale = total_events / max(timed_events, 1)
-                return Floor(spent * scale, cpu * scale, len(all_episodes), total_events, sampled=True,
-                             timed_episodes=timed)
+                return Floor(
+                    spent * scale,
+                    cpu * scale,
+                    len(all_episodes),
+                    total_events,
+                    sampled=True,
+                    timed_episodes=timed,
+                )
         totals.append((spent, cpu))
         if (time.perf_counter() - started) * (len(totals) + 1) / len(totals) > budget:
             break

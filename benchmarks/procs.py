@@ -50,19 +50,34 @@ class HostProcess:
     def __init__(self, app: Path, store: str, data_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "funcemu", "start", "--app", str(app), "--port", str(self.port),
-                   "--storage", store, "--data-dir", str(data_dir)]
+        command = [
+            sys.executable,
+            "-m",
+            "funcemu",
+            "start",
+            "--app",
+            str(app),
+            "--port",
+            str(self.port),
+            "--storage",
+            store,
+            "--data-dir",
+            str(data_dir),
+        ]
         self.log = tempfile.TemporaryFile(mode="w+")
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=app, stdin=subprocess.DEVNULL, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=app, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> float:
         """Seconds from spawn until GET /admin/host/status answers 200 with state Running."""
         deadline = self.started + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
-                raise WorkloadError(f"funcemu exited with {self.process.returncode}:\n{self.output()[-2000:]}")
+                raise WorkloadError(
+                    f"funcemu exited with {self.process.returncode}:\n{self.output()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(self.url + "/admin/host/status", timeout=2) as reply:
                     if reply.status == 200 and json.load(reply).get("state") == "Running":
@@ -107,8 +122,9 @@ def startup(spec: dict[str, Any]) -> dict[str, Any]:
     return {"app": str(app.relative_to(ROOT)) or ".", "samples": ready, "import_floor_samples": floors}
 
 
-async def _many(session: aiohttp.ClientSession, method: str, url: str, count: int, concurrency: int
-                ) -> tuple[float, list[float], list[Any]]:
+async def _many(
+    session: aiohttp.ClientSession, method: str, url: str, count: int, concurrency: int
+) -> tuple[float, list[float], list[Any]]:
     """`count` requests, `concurrency` at a time: total seconds, each latency, each JSON body (or None)."""
     latencies: list[float] = []
     bodies: list[Any] = []
@@ -148,8 +164,9 @@ async def _http_starts(base: str, spec: dict[str, Any]) -> dict[str, Any]:
         await _until_idle(session, base, 60)
         ping_seconds, _, _ = await _many(session, "GET", base + "/api/ping", count, concurrency)
         begin = time.perf_counter()
-        start_seconds, latencies, _ = await _many(session, "POST", base + "/api/start/hello_cities", count,
-                                                  concurrency)
+        start_seconds, latencies, _ = await _many(
+            session, "POST", base + "/api/start/hello_cities", count, concurrency
+        )
         await _until_idle(session, base, spec.get("timeout", 600))
         total = time.perf_counter() - begin
         async with session.get(base + FAILED) as reply:
@@ -157,9 +174,14 @@ async def _http_starts(base: str, spec: dict[str, Any]) -> dict[str, Any]:
         if failed:
             raise WorkloadError(f"an instance did not complete: {failed[0]}")
     latencies.sort()
-    return {"seconds": total, "start_seconds": start_seconds, "ping_seconds": ping_seconds,
-            "start_p50": latencies[len(latencies) // 2], "start_p95": latencies[int(len(latencies) * 0.95)],
-            "concurrency": concurrency}
+    return {
+        "seconds": total,
+        "start_seconds": start_seconds,
+        "ping_seconds": ping_seconds,
+        "start_p50": latencies[len(latencies) // 2],
+        "start_p95": latencies[int(len(latencies) * 0.95)],
+        "concurrency": concurrency,
+    }
 
 
 def http(spec: dict[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def wait_event(context: df.DurableOrchestrationContext):
 @app.durable_client_input(client_name="client")
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     body = req.get_body()
-    instance_id = await client.start_new(req.route_params["name"], client_input=req.get_json() if body else None)
+    instance_id = await client.start_new(
+        req.route_params["name"], client_input=req.get_json() if body else None
+    )
     return client.create_check_status_response(req, instance_id)
 
 
