@@ -109,3 +109,16 @@ def executions(host: HostProcess, function: str, since: int = 0) -> int:
 
 def history_of(payload: dict[str, Any], event_type: str) -> list[dict[str, Any]]:
     return [row for row in payload.get("historyEvents") or [] if row["EventType"] == event_type]
+
+
+def expected_steps(key: str) -> dict[str, Any]:
+    return {"chain": [2, 4], "gate": f"passed {key}", "fan": 20, "child": [f"Hello {key}"]}
+
+
+def assert_ran_once(payload: dict[str, Any], completed_tasks: int) -> None:
+    """One execution, every scheduled task completed exactly once, nothing left scheduled or failed."""
+    kinds = [row["EventType"] for row in payload["historyEvents"]]
+    assert kinds.count("ExecutionStarted") == 1 and kinds.count("ExecutionCompleted") == 1, kinds
+    assert kinds.count("TaskCompleted") == completed_tasks, kinds
+    assert "TaskScheduled" not in kinds and "SubOrchestrationInstanceCreated" not in kinds, kinds
+    assert "TaskFailed" not in kinds, kinds

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from durable_support import executions, history_of, launch, raise_event, start_id, wait_status, wait_until
+from durable_support import (
+    assert_ran_once,
+    executions,
+    expected_steps,
+    history_of,
+    launch,
+    raise_event,
+    start_id,
+    wait_status,
+    wait_until,
+)
 from support import HostProcess
 
 STEPS = [f"steps-{i}" for i in range(4)]
@@ -29,19 +38,6 @@ def start_work(host: HostProcess) -> None:
     start_id(host, "short_timer", 1.0, TIMER)
     start_id(host, "timer_then_event", 1.0, BUFFERED)
     assert raise_event(host, BUFFERED, "Early", "kept across the kill").status == 202
-
-
-def expected_steps(key: str) -> dict[str, Any]:
-    return {"chain": [2, 4], "gate": f"passed {key}", "fan": 20, "child": [f"Hello {key}"]}
-
-
-def assert_ran_once(payload: dict[str, Any], completed_tasks: int) -> None:
-    """One execution, every scheduled task completed exactly once, no scheduling left unmatched."""
-    kinds = [row["EventType"] for row in payload["historyEvents"]]
-    assert kinds.count("ExecutionStarted") == 1 and kinds.count("ExecutionCompleted") == 1, kinds
-    assert kinds.count("TaskCompleted") == completed_tasks, kinds
-    assert "TaskScheduled" not in kinds and "SubOrchestrationInstanceCreated" not in kinds, kinds
-    assert "TaskFailed" not in kinds, kinds
 
 
 @pytest.fixture

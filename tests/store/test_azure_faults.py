@@ -16,7 +16,9 @@ import pytest
 from azurite_support import PersistentAzurite, azurite_command, delete_hub
 from durable_support import (
     APP,
+    assert_ran_once,
     executions,
+    expected_steps,
     history_of,
     launch,
     raise_event,
@@ -38,19 +40,6 @@ HUB_OVERRIDE = "AzureFunctionsJobHost__extensions__durableTask__hubName"
 def runs(gate: Path) -> list[str]:
     log = gate / "runs.log"
     return log.read_text().split() if log.exists() else []
-
-
-def expected_steps(key: str) -> dict[str, Any]:
-    return {"chain": [2, 4], "gate": f"passed {key}", "fan": 20, "child": [f"Hello {key}"]}
-
-
-def assert_ran_once(payload: dict[str, Any], completed_tasks: int) -> None:
-    """One execution, every scheduled task completed exactly once, nothing left scheduled or failed."""
-    kinds = [row["EventType"] for row in payload["historyEvents"]]
-    assert kinds.count("ExecutionStarted") == 1 and kinds.count("ExecutionCompleted") == 1, kinds
-    assert kinds.count("TaskCompleted") == completed_tasks, kinds
-    assert "TaskScheduled" not in kinds and "SubOrchestrationInstanceCreated" not in kinds, kinds
-    assert "TaskFailed" not in kinds, kinds
 
 
 def host_env(connection: str, hub: str, **extra: str) -> dict[str, str]:
