@@ -70,6 +70,18 @@ class AppLoadError(FuncemuError):
                          f"Exception: {text}" + (f"\nStack: {trace}" if trace else ""))
 
 
+TRUE_LIKE = {"1", "true", "t", "yes", "y"}
+
+
+def is_disabled(name: str, environ: Any = None) -> bool:
+    """App setting `AzureWebJobs.<name>.Disabled` (or `AzureWebJobs_<name>_Disabled`) is true-like."""
+    environ = os.environ if environ is None else environ
+    for key in (f"AzureWebJobs.{name}.Disabled", f"AzureWebJobs_{name}_Disabled"):
+        if str(environ.get(key, "")).strip().lower() in TRUE_LIKE:
+            return True
+    return False
+
+
 @dataclass
 class FunctionSpec:
     """One indexed function: its bindings as the host sees them and how to call it."""
@@ -84,6 +96,10 @@ class FunctionSpec:
     needs_context: bool
     takes_return: bool = True  # a `$return` binding or one with an implicit output (the worker's has_return)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def disabled(self) -> bool:
+        return is_disabled(self.name)
 
     @property
     def trigger_type(self) -> str:

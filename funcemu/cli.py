@@ -142,13 +142,16 @@ def print_functions(host: Host) -> None:
     say()
     say("Functions:")
     say()
-    for spec in [f for f in functions if f.is_http]:
+    enabled = [f for f in functions if not f.disabled]
+    for spec in [f for f in enabled if f.is_http]:
         methods = f"[{','.join(spec.methods)}]" if spec.methods else ""
         say(f"\t{spec.name}: {methods} {host.function_url(spec)}")
         say()
-    for spec in [f for f in functions if not f.is_http]:
+    for spec in [f for f in enabled if not f.is_http]:
         say(f"\t{spec.name}: {spec.trigger_type}")
         say()
+    for spec in [f for f in functions if f.disabled]:
+        say(f"Function {spec.name} is disabled.")
 
 
 def _print_keys(keys: Keys) -> None:

@@ -80,7 +80,7 @@ class AdminApi:
         meta: dict[str, Any] = {"name": spec.name, "script_root_path_href": f"{base}/admin/vfs/",
                                 "href": f"{base}/admin/functions/{spec.name}",
                                 "config": {"bindings": spec.bindings}, "language": "python",
-                                "isDisabled": False, "isDirect": False, "isProxy": False}
+                                "isDisabled": spec.disabled, "isDirect": False, "isProxy": False}
         if spec.is_http:
             meta["invoke_url_template"] = self.host.function_url(spec, base)
         return meta

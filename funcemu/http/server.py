@@ -60,6 +60,9 @@ class FunctionDispatcher:
         route, values = found
         spec = self.host.indexed.get(route.name)
         assert spec is not None  # the table is built from the indexed functions
+        if spec.disabled and not self.host.authorized(request, "admin", None):
+            # 404 unless the caller has admin level (§4.3); without --enable-auth every caller has it (§4.4)
+            return web.Response(status=404)
         if not self.host.authorized(request, spec.auth_level, spec.name):
             return web.Response(status=401)
         return await self.run(request, spec, values)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from funcemu.app import FunctionSpec
+from funcemu.app import FunctionSpec, is_disabled
 from funcemu.triggers.blob import BlobPattern, BlobQueueProcessor, BlobTrigger, host_queue_name
 from funcemu.triggers.expressions import resolve_settings
 from funcemu.triggers.inputs import InputProviders
@@ -32,13 +32,7 @@ from funcemu.triggers.timer import ScheduleMonitor, TimerListener, invoke_timer_
 log = logging.getLogger("funcemu.triggers")
 TRIGGER_TYPES = ("timerTrigger", "queueTrigger", "blobTrigger")
 SERVICE_OF = {"queueTrigger": "queue", "queue": "queue", "blobTrigger": "blob", "blob": "blob", "table": "table"}
-TRUE_LIKE = {"1", "true", "t", "yes", "y"}
 AdminRunner = Callable[[str | None], Awaitable[None]]
-
-
-def is_disabled(name: str, environ: Mapping[str, str]) -> bool:
-    """`AzureWebJobs.<name>.Disabled` set to a true-like value (the listener does not start)."""
-    return str(environ.get(f"AzureWebJobs.{name}.Disabled", "")).strip().lower() in TRUE_LIKE
 
 
 class TriggerStartup:
