@@ -259,12 +259,13 @@ def test_failures_do_not_disturb_other_instances_or_the_host(durable_host: HostP
 
 
 def test_terminating_a_waiting_instance_cancels_its_timer(durable_host: HostProcess) -> None:
-    instance_id = start_id(durable_host, "short_timer", 0.3, unique("terminated"))
+    # long enough that a loaded machine still terminates it before the timer is due
+    instance_id = start_id(durable_host, "short_timer", 1.5, unique("terminated"))
     wait_status(durable_host, instance_id, "Running")
 
     assert operate(durable_host, instance_id, "terminate", "?reason=stop").status == 202
     done = wait_status(durable_host, instance_id)
-    later = run(durable_host, "short_timer", 0.4)  # its timer fires after the terminated one was due
+    later = run(durable_host, "short_timer", 1.6)  # its timer fires after the terminated one was due
 
     assert done["runtimeStatus"] == "Terminated" and done["output"] == "stop"
     fire_at = when(history_of(done, "TimerCreated")[0]["FireAt"])
