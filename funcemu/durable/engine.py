@@ -240,16 +240,16 @@ class Engine:
             raise UnknownOrchestratorError(self.registry.unknown_orchestrator_message(name))
         instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
         validate_instance_id(instance_id)
-        await self._create(spec.durable_name, instance_id, input_text, parent=None)
+        await self._create(spec.durable_name, instance_id, input_text)
         return instance_id
 
-    async def _create(self, name: str, instance_id: str, input_text: str | None, parent: dict[str, Any] | None) -> None:
+    async def _create(self, name: str, instance_id: str, input_text: str | None) -> None:
         now = self.now()
         execution_id = uuid.uuid4().hex
         state = InstanceState(instance_id=instance_id, name=name, execution_id=execution_id,
                               runtime_status=RuntimeStatus.Pending, created_time=now, last_updated_time=now,
                               input=input_text)
-        start = h.execution_started(now, name, instance_id, execution_id, input_text, parent)
+        start = h.execution_started(now, name, instance_id, execution_id, input_text)
         await self.store.create_instance(state, Message(instance_id, start, execution_id))
         self.notify_changed(instance_id)
         self.wake()
@@ -321,7 +321,7 @@ class Engine:
         if state is None:
             raise InstanceNotFoundError("InstanceId does not match a valid orchestration instance.")
         target = uuid.uuid4().hex if new_instance_id else instance_id
-        await self._create(state.name, target, state.input, parent=None)
+        await self._create(state.name, target, state.input)
         return target
 
     async def wait_for_completion(self, instance_id: str, timeout: float) -> InstanceState | None:

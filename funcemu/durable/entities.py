@@ -6,6 +6,7 @@ get `EventRaised{Name: <request id>, Input: {"result": <JSON text>[, "exceptionT
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import datetime
@@ -57,7 +58,7 @@ async def run_entity_batch(engine: Engine, instance_id: str, messages: list[Mess
 
 def _entity_state(instance_id: str, name: str, state: InstanceState | None, now: datetime) -> InstanceState:
     if state is not None:
-        return InstanceState(**{**state.__dict__, "last_updated_time": now})
+        return dataclasses.replace(state, last_updated_time=now)
     return InstanceState(instance_id=instance_id, name=name, execution_id="", runtime_status=RuntimeStatus.Running,
                          created_time=now, last_updated_time=now)
 

@@ -7,6 +7,8 @@ Suspended instances do not run user code: messages that arrive meanwhile are sto
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
 import uuid
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from funcemu.durable import history as h
 from funcemu.durable.history import EventType
 from funcemu.durable.orchestrator import Episode, Failure, run_episode
-from funcemu.durable.outcomes import apply_decisions, complete_execution
+from funcemu.durable.outcomes import apply_decisions, complete_execution, parent_instance
 from funcemu.durable.store.base import Checkpoint, InstanceState, Message, RuntimeStatus, StaleCheckpointError
 
 if TYPE_CHECKING:
@@ -95,19 +97,20 @@ class Episodes:
             h.execution_completed(now, -1, RuntimeStatus.Terminated.number, reason),
             h.orchestrator_completed(now)]
         cp.state.runtime_status, cp.state.output = RuntimeStatus.Terminated, reason
-        cp.canceled_timers = outstanding_timers(past + new_events)
+        cp.canceled_timers = outstanding_timers(past, new_events)
         log.info("%s: Function '%s (Orchestrator)' was terminated. Reason: %s", cp.instance_id,
                  cp.state.name, reason)
 
     def _run_code(self, cp: Checkpoint, state: InstanceState, past: list[dict[str, Any]],
                   new_events: list[dict[str, Any]], now: datetime) -> None:
-        episode = self._episode(state, past, new_events, now)
+        parent = parent_instance(past, new_events)
+        episode = self._episode(state, past, new_events, parent, now)
         events = list(new_events)
         apply_decisions(self.engine, cp, state, episode, events, now)
-        continued = complete_execution(self.engine, cp, state, past + new_events, episode, events, now)
+        continued = complete_execution(cp, state, parent, episode, events, now)
         cp.canceled_timers = list(episode.canceled_timer_ids)
         if continued or cp.state.runtime_status.is_terminal:
-            cp.canceled_timers = outstanding_timers(past + events)
+            cp.canceled_timers = outstanding_timers(past, events)
         if continued:  # the next execution starts from an empty history with its own ExecutionStarted
             cp.new_events, cp.replace_history = [], True
             return
@@ -116,7 +119,7 @@ class Episodes:
             cp.state.runtime_status = RuntimeStatus.Running
 
     def _episode(self, state: InstanceState, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
-                 now: datetime) -> Episode:
+                 parent: dict[str, Any] | None, now: datetime) -> Episode:
         spec = self.engine.registry.orchestrator(state.name)
         logger = logging.getLogger(f"Function.{state.name}")
         invocation = str(uuid.uuid4())
@@ -126,7 +129,8 @@ class Episodes:
             episode = _failed_episode(state.name, self.engine.registry.unknown_orchestrator_message(state.name))
         else:
             episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
-                                  new=new_events, parent_instance_id=_parent_id(past + new_events), now=now)
+                                  new=new_events, now=now,
+                                  parent_instance_id=parent["OrchestrationInstance"]["InstanceId"] if parent else None)
         millis = int((time.perf_counter() - started) * 1000)
         outcome = "Failed" if episode.failure else "Succeeded"
         logger.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", state.name, outcome, invocation, millis)
@@ -174,9 +178,7 @@ def _state_from_start(instance_id: str, start: Message, old: InstanceState | Non
 
 
 def _copy(state: InstanceState, now: datetime) -> InstanceState:
-    copy = InstanceState(**{**state.__dict__})
-    copy.last_updated_time = now
-    return copy
+    return dataclasses.replace(state, last_updated_time=now)
 
 
 def _delivered(event: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -195,12 +197,6 @@ def _status_after_controls(status: RuntimeStatus, events: list[dict[str, Any]]) 
     return status
 
 
-def _parent_id(events: list[dict[str, Any]]) -> str | None:
-    started = next((e for e in events if e["EventType"] == EventType.ExecutionStarted), None)
-    parent = started.get("ParentInstance") if started else None
-    return str(parent["OrchestrationInstance"]["InstanceId"]) if parent else None
-
-
 def _failed_episode(name: str, message: str) -> Episode:
     """An episode that could not run user code (the orchestrator is gone from the app)."""
     failure = Failure(f"Orchestrator function '{name}' failed: {message}", f"Message: {message}, StackTrace: ")
@@ -208,8 +204,9 @@ def _failed_episode(name: str, message: str) -> Episode:
                    custom_status=None, completion_id=0, actions=[])
 
 
-def outstanding_timers(events: list[dict[str, Any]]) -> list[int]:
+def outstanding_timers(*histories: list[dict[str, Any]]) -> list[int]:
     """Timers created and not yet fired: their messages are dropped when the execution ends."""
+    events = list(itertools.chain(*histories))
     fired = {e["TimerId"] for e in events if e["EventType"] == EventType.TimerFired}
     return [e["EventId"] for e in events if e["EventType"] == EventType.TimerCreated and e["EventId"] not in fired]
 

@@ -5,6 +5,7 @@ One small function per decision kind (`_DISPATCH`), and one per way an execution
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import uuid
@@ -87,35 +88,35 @@ _DISPATCH: dict[str, Callable[..., None]] = {
 }
 
 
-def complete_execution(engine: Engine, cp: Checkpoint, state: InstanceState, all_events: list[dict[str, Any]],
-                       episode: Episode, events: list[dict[str, Any]], now: datetime) -> bool:
-    """Apply the episode's end: completed, failed, continued as new, or still running.
+def complete_execution(cp: Checkpoint, state: InstanceState, parent: dict[str, Any] | None, episode: Episode,
+                       events: list[dict[str, Any]], now: datetime) -> bool:
+    """Apply the episode's end: completed, failed, continued as new, or still running. `parent` is the
+    ExecutionStarted's ParentInstance (None for a top-level orchestration).
 
     Returns True for continue-as-new (the history then starts over)."""
     cp.state.custom_status = episode.custom_status
     if episode.continue_as_new is not None and not episode.failure:
-        _continue_as_new(cp, state, episode.continue_as_new, now, _parent(all_events))
+        _continue_as_new(cp, state, episode.continue_as_new, now, parent)
         return True
     if episode.failure:
-        _fail(cp, state, all_events, episode, events, now)
+        _fail(cp, state, parent, episode, events, now)
     elif episode.done:
-        _complete(cp, state, all_events, episode, events, now)
+        _complete(cp, state, parent, episode, events, now)
     return False
 
 
-def _complete(cp: Checkpoint, state: InstanceState, all_events: list[dict[str, Any]], episode: Episode,
+def _complete(cp: Checkpoint, state: InstanceState, parent: dict[str, Any] | None, episode: Episode,
               events: list[dict[str, Any]], now: datetime) -> None:
     events.append(h.execution_completed(now, episode.completion_id, RuntimeStatus.Completed.number, episode.output))
     cp.state.runtime_status, cp.state.output = RuntimeStatus.Completed, episode.output
     log.info("%s: Function '%s (Orchestrator)' completed. ContinuedAsNew: False. IsReplay: False. "
              "Output: (%d bytes). State: Completed.", state.instance_id, state.name, len(episode.output or ""))
-    parent = _parent(all_events)
-    if parent:
+    if parent and parent.get("TaskScheduleId") is not None:
         done = h.sub_orchestration_completed(now, parent["TaskScheduleId"], episode.output)
         cp.messages.append(_to_parent(parent, done))
 
 
-def _fail(cp: Checkpoint, state: InstanceState, all_events: list[dict[str, Any]], episode: Episode,
+def _fail(cp: Checkpoint, state: InstanceState, parent: dict[str, Any] | None, episode: Episode,
           events: list[dict[str, Any]], now: datetime) -> None:
     failure = episode.failure
     assert failure is not None
@@ -125,8 +126,7 @@ def _fail(cp: Checkpoint, state: InstanceState, all_events: list[dict[str, Any]]
     cp.state.runtime_status, cp.state.output = RuntimeStatus.Failed, failure.reason
     log.error("%s: Function '%s (Orchestrator)' failed with an error. Reason: %s", state.instance_id,
               state.name, failure.reason)
-    parent = _parent(all_events)
-    if parent:
+    if parent and parent.get("TaskScheduleId") is not None:
         failed = h.sub_orchestration_failed(now, parent["TaskScheduleId"], failure.reason, failure.details)
         cp.messages.append(_to_parent(parent, failed))
 
@@ -142,10 +142,10 @@ def _continue_as_new(cp: Checkpoint, state: InstanceState, input_text: str, now:
     log.info("%s: Function '%s (Orchestrator)' completed. ContinuedAsNew: True.", state.instance_id, state.name)
 
 
-def _parent(events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    started = next((e for e in events if e["EventType"] == EventType.ExecutionStarted), None)
-    parent = started.get("ParentInstance") if started else None
-    return parent if parent and parent.get("TaskScheduleId") is not None else None
+def parent_instance(*histories: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ParentInstance of the execution's ExecutionStarted (it opens the history, so this is cheap)."""
+    started = next((e for e in itertools.chain(*histories) if e["EventType"] == EventType.ExecutionStarted), None)
+    return started.get("ParentInstance") if started else None
 
 
 def _to_parent(parent: dict[str, Any], event: dict[str, Any]) -> Message:
