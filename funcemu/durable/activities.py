@@ -14,6 +14,7 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from funcemu.durable import history as h
+from funcemu.durable.orchestrator import compact
 from funcemu.durable.outcomes import HTTP_ACTIVITY
 from funcemu.durable.store.base import ActivityItem, Message
 
@@ -27,18 +28,18 @@ HTTP_POLL_DEFAULT = 30.0
 
 def failure_details(message: str) -> str:
     """The .NET exception JSON the extension stores as TaskFailed.Details (users read its "Message")."""
-    return json.dumps({"$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception",
-                       "Message": message, "Data": None, "InnerException": None, "HelpURL": None,
-                       "StackTraceString": None, "RemoteStackTraceString": None, "RemoteStackIndex": 0,
-                       "ExceptionMethod": None, "HResult": -2146233088, "Source": None, "WatsonBuckets": None},
-                      separators=(",", ":"))
+    return compact({"$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception",
+                    "Message": message, "Data": None, "InnerException": None, "HelpURL": None,
+                    "StackTraceString": None, "RemoteStackTraceString": None, "RemoteStackIndex": 0,
+                    "ExceptionMethod": None, "HResult": -2146233088, "Source": None, "WatsonBuckets": None})
 
 
-def compact(text: str | None) -> str | None:
+def compact_text(text: str | None) -> str | None:
+    """The SDK's JSON text re-serialized as the host stores it (`null` becomes no result)."""
     if text is None:
         return None
     value = json.loads(text)
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else compact(value)
 
 
 class ActivityRunner:
@@ -60,7 +61,7 @@ class ActivityRunner:
         if result.ok:
             try:
                 encoded = ActivityTriggerConverter.encode(result.return_value, expected_type=None)
-                text = compact(encoded.value)
+                text = compact_text(encoded.value)
             except Exception as exc:  # a result that cannot be serialized fails the task
                 return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed:  "
                                     f"{type(exc).__name__}: {exc}", f" {type(exc).__name__}: {exc}")
@@ -80,7 +81,7 @@ class ActivityRunner:
         except Exception as exc:
             reason = f"Activity function '{HTTP_ACTIVITY}' failed:  {type(exc).__name__}: {exc}"
             return self._failed(item, engine, reason, f" {type(exc).__name__}: {exc}")
-        text = json.dumps(response, separators=(",", ":"))
+        text = compact(response)
         return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
 
 
