@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import traceback
-import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from aiohttp import web
 from funcemu.durable.engine import Engine, InstanceNotFoundError, InvalidStateError, UnknownOrchestratorError
 from funcemu.durable.history import format_time, parse_time
 from funcemu.durable.status import (
+    STATUS_BY_NUMBER,
     WEBHOOK_PATH,
     check_status_payload,
     client_binding_json,
@@ -35,19 +35,16 @@ from funcemu.durable.status import (
 from funcemu.durable.store.base import InstanceQuery, InstanceState, RuntimeStatus
 
 __all__ = ["RPC_PATH", "WEBHOOK_PATH", "DurableApi", "client_binding_json", "make_durable_app",
-           "request_webhook_base", "check_instance_id", "render_status"]
+           "request_webhook_base", "render_status"]
 
 log = logging.getLogger("funcemu.durable.api")
 
 RPC_PATH = "/durabletask"
-MAX_INSTANCE_ID_LENGTH = 256
 DEFAULT_PAGE_SIZE = 100
 JSON_CONTENT_TYPE = "application/json"
 ARGUMENT_ERROR = "One or more of the arguments submitted is incorrect"
 SERVER_ERROR = "Something went wrong while processing your request"
-_TERMINAL = frozenset({RuntimeStatus.Completed, RuntimeStatus.Failed, RuntimeStatus.Canceled,
-                       RuntimeStatus.Terminated})
-_STATUS_BY_NUMBER = {status.number: status for status in RuntimeStatus}
+_TERMINAL = frozenset(status for status in RuntimeStatus if status.is_terminal)
 
 BaseUrlProvider = Callable[[web.Request], str]
 Operation = Callable[[str, str | None], Awaitable[None]]  # (instance id, reason)
@@ -71,18 +68,6 @@ def make_durable_app(engine: Engine, *, rpc: bool, public_base_url: BaseUrlProvi
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", api.handle)
     return app
-
-
-def check_instance_id(instance_id: str) -> None:
-    """The host's id rules (`DurableClient.StartNewAsync`), with its texts. The first two pass their
-    arguments to `ArgumentException` in swapped order, hence the "instanceId (Parameter '...')" message."""
-    if instance_id.startswith("@"):
-        raise ValueError("instanceId (Parameter 'Orchestration instance ids must not start with @.')")
-    if any(c in "/\\?#" or unicodedata.category(c) == "Cc" for c in instance_id):
-        raise ValueError("instanceId (Parameter 'Orchestration instance ids must not contain /, \\, #, ?, "
-                         "or control characters.')")
-    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise ValueError(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
 
 
 # ---------------------------------------------------------------------------------------------- responses
@@ -197,8 +182,8 @@ class Query:
             text = part.strip()
             if text in RuntimeStatus.__members__:
                 found.append(RuntimeStatus[text])
-            elif re.fullmatch(r"[+-]?\d+", text) and int(text) in _STATUS_BY_NUMBER:
-                found.append(_STATUS_BY_NUMBER[int(text)])
+            elif re.fullmatch(r"[+-]?\d+", text) and int(text) in STATUS_BY_NUMBER:
+                found.append(STATUS_BY_NUMBER[int(text)])
         return found or None
 
 
@@ -280,9 +265,7 @@ class DurableApi:
             value = json.loads(text) if text.strip() else None
         except ValueError as exc:
             return _invalid_json(exc)
-        # The host checks the function name before the id; the engine owns the unknown-function message.
-        if instance_id is not None and name.lower() in (n.lower() for n in self._engine.orchestrator_names()):
-            check_instance_id(instance_id)
+        # The engine checks the function name, then the id, with the host's texts (ValueError -> 400).
         input_text = None if value is None else to_json(value)
         new_id = await self._engine.start_new(name, instance_id, input_text)
         return await self._started(request, new_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from funcemu.durable.http_client import NO_BODY, ManagementClient, ManagementError
+from funcemu.durable.http_client import NO_BODY, ManagementClient, ManagementError, Reply
 from funcemu.errors import FuncemuError
 
 DEFAULT_BASE_URL = "http://localhost:7071"
@@ -193,7 +193,7 @@ def _purge(args: argparse.Namespace, client: ManagementClient) -> int:
         reply = client.call("DELETE", f"instances/{_segment(args.instance_id)}")
     else:
         reply = client.call("DELETE", "instances", query=_filters(args, earliest=EARLIEST))
-    deleted = 0 if reply.status == 404 else int(reply.expect(200, what="purge")["instancesDeleted"])
+    deleted = _deleted(reply)
     print(f"Purged {deleted} instance(s)")
     return 0
 
@@ -210,7 +210,7 @@ def _delete_task_hub(args: argparse.Namespace, client: ManagementClient, timeout
             raise ManagementError(f"instances still active after {timeout:g}s of terminating them")
         time.sleep(0.05)
     reply = client.call("DELETE", "instances", query={"createdTimeFrom": EARLIEST})
-    deleted = 0 if reply.status == 404 else int(reply.expect(200, what="purge")["instancesDeleted"])
+    deleted = _deleted(reply)
     print(f"Deleted the task hub's {deleted} instance(s) (terminated {len(active)} active first)")
     return 0
 
@@ -235,6 +235,11 @@ def _filters(args: argparse.Namespace, earliest: str | None) -> dict[str, Any]:
     statuses = ",".join(s.strip() for value in args.runtime_status or [] for s in value.split(",") if s.strip())
     return {"createdTimeFrom": args.created_after or earliest, "createdTimeTo": args.created_before,
             "runtimeStatus": statuses or None}
+
+
+def _deleted(reply: Reply) -> int:
+    """A purge's `instancesDeleted` (the host answers 404 when nothing matched)."""
+    return 0 if reply.status == 404 else int(reply.expect(200, what="purge")["instancesDeleted"])
 
 
 def _value(text: str, option: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -32,7 +32,6 @@ from funcemu.errors import FuncemuError
 
 log = logging.getLogger("funcemu.durable")
 MAX_INSTANCE_ID_LENGTH = 256
-_BAD_ID_CHARS = re.compile(r"[/\\?#\x00-\x1f\x7f]")
 ActivityRunner = Callable[[ActivityItem], Awaitable[Message]]
 
 
@@ -53,14 +52,14 @@ class InvalidStateError(EngineError):
 
 
 def validate_instance_id(instance_id: str) -> None:
-    """The host's rules (DurableClient.StartNewAsync); a violation is an ArgumentException (400)."""
-    if not instance_id or instance_id.isspace():
-        raise ValueError("Instance ID must not be null or whitespace.")
+    """The host's id rules (`DurableClient.StartNewAsync`), with its texts; a ValueError is its
+    ArgumentException (400). The first two pass their arguments to `ArgumentException` in swapped
+    order, hence the "instanceId (Parameter '...')" message."""
     if instance_id.startswith("@"):
-        raise ValueError(f"Orchestration instance ids must not start with @. Instance ID: '{instance_id}'.")
-    if _BAD_ID_CHARS.search(instance_id):
-        raise ValueError(f"Instance ID '{instance_id}' contains invalid characters: the characters /, \\, ?, # "
-                         "and control characters are not allowed.")
+        raise ValueError("instanceId (Parameter 'Orchestration instance ids must not start with @.')")
+    if any(c in "/\\?#" or unicodedata.category(c) == "Cc" for c in instance_id):
+        raise ValueError("instanceId (Parameter 'Orchestration instance ids must not contain /, \\, #, ?, "
+                         "or control characters.')")
     if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
         raise ValueError(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
 

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from funcemu.durable.export import HISTORY_ROUTE
+from funcemu.durable.status import WEBHOOK_PATH
 from funcemu.errors import FuncemuError
 
-WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 NO_BODY = object()
 
 

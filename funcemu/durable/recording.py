@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from funcemu.durable.history import Event, EventType, format_time, parse_time
+from funcemu.durable.status import STATUS_BY_NUMBER
 from funcemu.durable.store.base import RuntimeStatus
 from funcemu.errors import FuncemuError
 
@@ -333,8 +334,7 @@ def _check_time(row: dict[str, Any], key: str, source: str, where: str) -> None:
 
 def _result_text(row: dict[str, Any]) -> str | None:
     """The management API parses stored results (`ParseToJToken`); the SDK wants the JSON text back."""
-    value = row.get("Result")
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _stored(row.get("Result"))
 
 
 def _stored(value: Any) -> str | None:
@@ -348,8 +348,8 @@ def _status_number(value: Any) -> Any:
 
 
 def _status_name(value: Any) -> str:
-    names: dict[int, str] = {status.number: status.value for status in RuntimeStatus}
-    return names.get(value, str(value)) if isinstance(value, int) else str(value)
+    status = STATUS_BY_NUMBER.get(value) if isinstance(value, int) else None
+    return status.value if status is not None else str(value)
 
 
 def _instance_of(started: Event) -> str:

@@ -347,8 +347,10 @@ class _Shim:
             request["input"] = json.dumps(action["input"], ensure_ascii=False)
         predecessor = self.last_sent.get(target, _MIN_TIME)
         stamp = self.now
-        if predecessor != _MIN_TIME and parse_time(predecessor) >= stamp:
-            stamp = parse_time(predecessor) + timedelta(microseconds=1)  # strictly increasing per target
+        if predecessor != _MIN_TIME:
+            previous = parse_time(predecessor)
+            if previous >= stamp:
+                stamp = previous + timedelta(microseconds=1)  # strictly increasing per target
         return {**request, "id": str(uuid.uuid4()), "parent": self.instance_id,
                 "parentExecution": self.execution_id, "Timestamp": format_time(stamp),
                 "Predecessor": predecessor}

@@ -17,7 +17,7 @@ from funcemu.durable.history import EventType
 from funcemu.durable.store.base import InstanceState, RuntimeStatus
 
 __all__ = [
-    "CONNECTION_NAME", "WEBHOOK_PATH", "check_status_payload", "client_binding_json", "format_status_time",
+    "CONNECTION_NAME", "STATUS_BY_NUMBER", "WEBHOOK_PATH", "check_status_payload", "client_binding_json", "format_status_time",
     "management_urls", "parse_json_or_raw", "render_history", "render_status", "to_json", "url_encode",
 ]
 
@@ -27,7 +27,7 @@ INSTANCE_ID_PLACEHOLDER = "INSTANCEID"
 
 # Newtonsoft escapes these three besides the control characters; Python's json keeps them raw.
 _NEWTONSOFT_EXTRA_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-_STATUS_BY_NUMBER = {status.number: status for status in RuntimeStatus}
+STATUS_BY_NUMBER = {status.number: status for status in RuntimeStatus}
 
 
 def to_json(value: Any) -> str:
@@ -181,7 +181,7 @@ def _rewrite_completion(row: dict[str, Any], event: dict[str, Any], view: _Histo
 
 def _rewrite_execution_completed(row: dict[str, Any], event: dict[str, Any], view: _HistoryView) -> None:
     status = row.get("OrchestrationStatus")
-    row["OrchestrationStatus"] = _enum_name(status, lambda n: _STATUS_BY_NUMBER[n].value)
+    row["OrchestrationStatus"] = _enum_name(status, lambda n: STATUS_BY_NUMBER[n].value)
     _keep_result_if_shown(row, view)
 
 

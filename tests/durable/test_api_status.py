@@ -26,7 +26,7 @@ from azure.durable_functions.models.utils import http_utils
 
 from funcemu.durable import history as h
 from funcemu.durable.api import RPC_PATH, WEBHOOK_PATH, make_durable_app
-from funcemu.durable.engine import Engine, UnknownOrchestratorError
+from funcemu.durable.engine import Engine, UnknownOrchestratorError, validate_instance_id
 from funcemu.durable.status import (
     check_status_payload,
     client_binding_json,
@@ -79,6 +79,8 @@ class FakeEngine(Engine):
     async def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> str:
         if name.lower() not in ("hello_orchestrator", "other"):
             raise UnknownOrchestratorError(UNKNOWN_FN.replace("'nope'", f"'{name}'"))
+        if instance_id is not None:
+            validate_instance_id(instance_id)  # as the real engine does, after the name
         self.calls.append(("start_new", name, instance_id, input_text))
         new_id = instance_id or uuid.uuid4().hex
         self.add(new_id, S.Pending, name=name, input=input_text)
