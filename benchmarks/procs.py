@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.inproc import APP, RESULT_PREFIX, WorkloadError
+from funcemu.testing.host import start_command
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK_IMPORTS = "import azure.functions, azure.durable_functions, aiohttp"
@@ -50,20 +51,7 @@ class HostProcess:
     def __init__(self, app: Path, store: str, data_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable,
-            "-m",
-            "funcemu",
-            "start",
-            "--app",
-            str(app),
-            "--port",
-            str(self.port),
-            "--storage",
-            store,
-            "--data-dir",
-            str(data_dir),
-        ]
+        command = start_command(app, "--port", str(self.port), "--storage", store, "--data-dir", str(data_dir))
         self.log = tempfile.TemporaryFile(mode="w+")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(

@@ -112,13 +112,11 @@ def paired(
         median([value(r) / baseline(r) for r in good]),
         note=note,
     )
-    if not good:
-        made.note = errors(runs) or "not run"
-    elif len(good) < len(runs):
+    if good and len(good) < len(runs):
         made.note = "; ".join(
             filter(None, [made.note, f"{len(runs) - len(good)} repeat(s) failed: {errors(runs)}"])
         )
-    return judge(made, target)
+    return _finished(made, runs, target)
 
 
 def unpaired(
@@ -138,8 +136,13 @@ def unpaired(
     value, base = median(values), median(baselines)
     ratio = value / base if value is not None and base else None
     made = Row(kind, workload, store, figure, value, unit, baseline_name, base, ratio, note=note)
-    if value is None:
-        made.note = errors(failed) or "not run"
+    return _finished(made, failed, target)
+
+
+def _finished(made: Row, runs: list[Run], target: Target | None) -> Row:
+    """A row without a value notes why (the runs' errors), then is judged against its target."""
+    if made.value is None:
+        made.note = errors(runs) or "not run"
     return judge(made, target)
 
 

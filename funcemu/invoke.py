@@ -24,6 +24,8 @@ import azure.functions as func
 from funcemu.app import FunctionSpec, user_traceback
 from funcemu.console import current_function
 
+# The executor log reason of HTTP calls and of `POST /admin/functions/{name}` (functions-host.md §4.6).
+HOST_API_REASON = "This function was programmatically called via the host APIs."
 current_invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("invocation", default=None)
 
 

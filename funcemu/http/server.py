@@ -17,6 +17,7 @@ from funcemu.app import FunctionSpec
 from funcemu.http.convert import build_http_request, render_http_response
 from funcemu.http.keys import LEVELS
 from funcemu.http.routes import FunctionRoute, RouteTable, RouteTemplate, join_route
+from funcemu.invoke import HOST_API_REASON
 
 if TYPE_CHECKING:
     from funcemu.host import Host
@@ -25,7 +26,6 @@ log = logging.getLogger("funcemu.http")
 DEFAULT_BODY_LIMIT = 104857600  # Kestrel's MaxRequestBodySize as set by Core Tools (100 MiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_ALLOW_HEADERS = "Access-Control-Allow-Headers"
-INVOKE_REASON = "This function was programmatically called via the host APIs."
 
 
 def body_limit() -> int:
@@ -75,7 +75,7 @@ class FunctionDispatcher:
         req = build_http_request(request.method, url, list(request.headers.items()),
                                  list(request.query.items()), values, body)
         metadata: dict[str, Any] = {**values, "Query": dict(request.query), "Headers": dict(request.headers)}
-        result = await self.host.call(spec, spec.trigger["name"], req, metadata, reason=INVOKE_REASON,
+        result = await self.host.call(spec, spec.trigger["name"], req, metadata, reason=HOST_API_REASON,
                                       convert=lambda done: self.render(spec, done.return_value, done.outputs))
         if not result.ok:
             return web.Response(status=500)

@@ -129,21 +129,13 @@ class EmulatorHost(Host):
         self.stop()
 
 
+def start_command(app: Path, *options: str) -> list[str]:
+    """`python -m funcemu start --app <app>` followed by `options`."""
+    return [sys.executable, "-m", "funcemu", "start", "--app", str(app), *options]
+
+
 def host_command(app: Path, storage: str, data_dir: Path | None, extra_args: Sequence[str]) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "funcemu",
-        "start",
-        "--app",
-        str(app),
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--storage",
-        storage,
-    ]
+    command = start_command(app, "--port", "0", "--host", "127.0.0.1", "--storage", storage)
     if data_dir is not None and storage == "sqlite":
         command += ["--data-dir", str(data_dir)]
     return command + list(extra_args)

@@ -24,12 +24,12 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.functions import meta
 from azure.storage.blob.aio import BlobClient
 
 from funcemu.app import FunctionSpec
 from funcemu.errors import FuncemuError
-from funcemu.triggers.convert import annotation, decode_input, json_datum
+from funcemu.invoke import HOST_API_REASON
+from funcemu.triggers.convert import annotation, decode_input, metadata_datums
 from funcemu.triggers.inputs import blob_datum
 from funcemu.triggers.polling import QueueListener, QueueOptions, Received, encode_body
 from funcemu.triggers.storage import StorageAccount, Watchers
@@ -38,7 +38,6 @@ log = logging.getLogger("funcemu.triggers.blob")
 SCAN_INTERVAL = 2.0
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
-ADMIN_REASON = "This function was programmatically called via the host APIs."
 _PARAMETER = re.compile(r"\{([^{}]+)\}")
 
 
@@ -194,8 +193,7 @@ class BlobTrigger:
         """(the function's value, binding data): path captures plus BlobTrigger, Uri, Properties, Metadata."""
         system = {"BlobTrigger": f"{self.pattern.container}/{blob_name}", "Uri": blob.url,
                   "Properties": blob_properties(props), "Metadata": dict(props.metadata or {})}
-        trigger_metadata = {key: meta.Datum(value, "string") if isinstance(value, str) else json_datum(value)
-                            for key, value in system.items()}
+        trigger_metadata = metadata_datums(system)
         datum = blob_datum(content, self.spec.trigger, annotation(self.spec, self.spec.trigger["name"]))
         value = decode_input(self.spec, self.spec.trigger, datum, trigger_metadata)
         return value, {**(self.pattern.match(blob_name) or {}), **system}
@@ -205,7 +203,7 @@ class BlobTrigger:
         text = (raw_input or "").strip("/")
         prefix = self.pattern.container + "/"
         blob_name = text[len(prefix):] if text.lower().startswith(prefix) else text
-        await self.run_for(blob_name, None, ADMIN_REASON)
+        await self.run_for(blob_name, None, HOST_API_REASON)
 
 
 class BlobQueueProcessor:

@@ -118,6 +118,12 @@ def json_datum(value: Any) -> meta.Datum:
     return meta.Datum(json.dumps(value), "json")
 
 
+def metadata_datums(system: dict[str, Any]) -> dict[str, meta.Datum]:
+    """Trigger metadata for the worker: strings as string TypedData, anything else as JSON."""
+    return {key: meta.Datum(value, "string") if isinstance(value, str) else json_datum(value)
+            for key, value in system.items()}
+
+
 def payload_datum(body: bytes) -> meta.Datum:
     """A queue message body: a string when it is UTF-8 text, else bytes."""
     try:

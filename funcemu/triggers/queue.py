@@ -18,13 +18,13 @@ from azure.storage.queue import QueueMessage
 
 from funcemu.app import FunctionSpec
 from funcemu.errors import FuncemuError
-from funcemu.triggers.convert import decode_input, json_datum, payload_datum
+from funcemu.invoke import HOST_API_REASON
+from funcemu.triggers.convert import decode_input, metadata_datums, payload_datum
 from funcemu.triggers.polling import QueueListener, QueueOptions, Received, poison_name
 from funcemu.triggers.storage import StorageAccount, Watchers
 
 log = logging.getLogger("funcemu.triggers.queue")
 QUEUE_NAME_RULE = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-ADMIN_REASON = "This function was programmatically called via the host APIs."
 MAX_TIME = "9999-12-31T23:59:59.9999999+00:00"
 
 
@@ -47,8 +47,7 @@ def trigger_data(body: bytes, system: dict[str, Any]) -> tuple[meta.Datum, dict[
     """(payload datum, trigger metadata for the worker, binding data for expressions)."""
     datum = payload_datum(body)
     text = datum.value if datum.type == "string" else None
-    trigger_metadata = {key: (meta.Datum(value, "string") if isinstance(value, str) else json_datum(value))
-                        for key, value in system.items() if value is not None}
+    trigger_metadata = metadata_datums({key: value for key, value in system.items() if value is not None})
     data: dict[str, Any] = {}
     if text is not None:
         trigger_metadata["QueueTrigger"] = meta.Datum(text, "string")
@@ -98,7 +97,7 @@ class QueueTrigger:
         now = datetime.now(timezone.utc).isoformat()
         system = {"DequeueCount": 0, "Id": None, "PopReceipt": None, "InsertionTime": now,
                   "ExpirationTime": MAX_TIME, "NextVisibleTime": MAX_TIME}
-        await self._invoke((raw_input or "").encode("utf-8"), system, ADMIN_REASON)
+        await self._invoke((raw_input or "").encode("utf-8"), system, HOST_API_REASON)
 
 
 def queue_metadata(message: QueueMessage) -> dict[str, Any]:

@@ -135,13 +135,13 @@ def parse_schedule(expression: str, zone: tzinfo, function: str | None = None) -
     """A cron schedule if the text is valid NCRONTAB, else a TimeSpan; ScheduleError otherwise."""
     text = expression.strip()
     fields = text.split()
+    interval = _parse_timespan(text)
     if len(fields) in (5, 6):
         problem = _cron_problem(fields)
         if problem is None:
             return _occurring(CronSchedule(" ".join(fields), zone), expression, function)
-        if _parse_timespan(text) is None:
+        if interval is None:
             raise ScheduleError(expression, function, problem)
-    interval = _parse_timespan(text)
     if interval is None:
         raise ScheduleError(expression, function)
     if interval <= timedelta(0):

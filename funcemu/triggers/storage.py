@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -101,23 +101,21 @@ class StorageAccount:
     async def ensure_queue(self, name: str) -> QueueClient:
         """The queue client, creating the queue once per process (as output bindings and poisoning do)."""
         client = self.queue(name)
-        if ("queue", name) not in self._ensured:
-            try:
-                await client.create_queue()
-            except ResourceExistsError:
-                pass
-            self._ensured.add(("queue", name))
+        await self._ensure(("queue", name), client.create_queue)
         return client
 
     async def ensure_container(self, name: str) -> ContainerClient:
         client = self.container(name)
-        if ("blob", name) not in self._ensured:
+        await self._ensure(("blob", name), client.create_container)
+        return client
+
+    async def _ensure(self, key: tuple[str, str], create: Callable[[], Awaitable[Any]]) -> None:
+        if key not in self._ensured:
             try:
-                await client.create_container()
+                await create()
             except ResourceExistsError:
                 pass
-            self._ensured.add(("blob", name))
-        return client
+            self._ensured.add(key)
 
     async def probe(self, service: str) -> None:
         """One request without retries; raises OSError-like or HttpResponseError on failure."""

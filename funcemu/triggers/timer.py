@@ -19,13 +19,13 @@ from azure.functions import meta
 from dateutil.parser import isoparse
 
 from funcemu.app import FunctionSpec
+from funcemu.invoke import HOST_API_REASON
 from funcemu.triggers.convert import decode_input
 from funcemu.triggers.schedule import Schedule, occurrences
 from funcemu.triggers.storage import StorageAccount
 
 log = logging.getLogger("funcemu.triggers.timer")
 MONITOR_CONTAINER = "azure-webjobs-hosts"
-ADMIN_REASON = "This function was programmatically called via the host APIs."
 MAX_SLEEP = 60.0  # re-read the wall clock at least this often (clock changes, suspend)
 
 
@@ -148,4 +148,4 @@ class TimerListener:
 async def invoke_timer_by_admin(host: Any, spec: FunctionSpec, schedule: Schedule) -> None:
     """`POST /admin/functions/<timer>`: a fresh TimerInfo (input ignored, not past due, no status)."""
     value = timer_value(spec, schedule, None, past_due=False)
-    await host.call(spec, spec.trigger["name"], value, {}, reason=ADMIN_REASON)
+    await host.call(spec, spec.trigger["name"], value, {}, reason=HOST_API_REASON)
