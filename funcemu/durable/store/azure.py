@@ -61,7 +61,7 @@ from funcemu.durable.store.azure_names import (
     expand_connection_string,
     hub_names,
 )
-from funcemu.durable.store.azure_outage import Reachability, is_transient, until_reachable
+from funcemu.durable.store.azure_outage import Reachability, describe, is_transient, until_reachable
 from funcemu.durable.store.azure_queues import HubQueues, ignore
 from funcemu.durable.store.base import ActivityItem, Checkpoint, InstanceQuery, InstanceState, Message
 
@@ -154,13 +154,13 @@ class AzureStore:
         for label, service, result in zip(("table", "queue", "blob"), services, results, strict=True):
             endpoint = str(service.url).split("?")[0].rstrip("/")
             if isinstance(result, ServiceRequestError):
-                raise StorageUnreachableError(label, endpoint, _first_line(result)) from None
+                raise StorageUnreachableError(label, endpoint, describe(result)) from None
             if isinstance(result, ServiceResponseError):
                 raise StorageUnreachableError(label, endpoint, f"no answer within {PROBE_READ_TIMEOUT:g} s "
-                                                               f"({_first_line(result)})") from None
+                                                               f"({describe(result)})") from None
             if isinstance(result, ClientAuthenticationError):
                 raise AzureStoreError(f"the Azure Storage {label} endpoint {endpoint} refused the account "
-                                      f"credentials: {_first_line(result)}") from None
+                                      f"credentials: {describe(result)}") from None
             if isinstance(result, BaseException):
                 raise result
 
@@ -219,9 +219,10 @@ class AzureStore:
         return state
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
-        loaded = await self.history.load(escape_key(instance_id))
+        key = escape_key(instance_id)
+        loaded = await self.history.load(key)
         if loaded.outbox:
-            await self._recover_outbox(escape_key(instance_id), loaded.sentinel, loaded.outbox)
+            await self._recover_outbox(key, loaded.sentinel, loaded.outbox)
         return loaded.events
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
@@ -400,8 +401,3 @@ class AzureStore:
         """Work items this process leased become visible again; those a dead process leased come back
         when their lease runs out."""
         await self.messaging.release_items()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "message", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

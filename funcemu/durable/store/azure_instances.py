@@ -7,7 +7,6 @@ The row is replaced whole at each write. Input, output or custom status over 60 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -24,7 +23,7 @@ from funcemu.durable.store.azure_names import (
     unescape_key,
 )
 from funcemu.durable.store.base import InstanceQuery, InstanceState
-from funcemu.durable.store.memory import decode_continuation, encode_continuation, matches, to_micros
+from funcemu.durable.store.memory import decode_continuation, from_micros, page_of
 
 _BLOB_COLUMNS = ("Input", "Output", "CustomStatus")
 Entity = dict[str, Any]
@@ -79,19 +78,11 @@ class InstancesTable:
         stores do; the Table service itself only returns rows in PartitionKey order."""
         after = decode_continuation(query.continuation)
         try:
-            found = [entity async for entity in self.table.query_entities(_filter(query, after) or "")]
+            found = [entity async for entity in self.table.query_entities(_filter(query, after))]
         except ResourceNotFoundError:
             return [], None
         states = await asyncio.gather(*(self.state(entity, _instance_id(entity)) for entity in found))
-        keyed = sorted(((to_micros(state.created_time), state.instance_id), state) for state in states
-                       if matches(state, query) and (after is None or
-                                                     (to_micros(state.created_time), state.instance_id) > after))
-        page = keyed[:query.top] if query.top and query.top > 0 else keyed
-        token = encode_continuation(page[-1][0]) if len(page) < len(keyed) else None
-        return [state for _, state in page], token
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return page_of(list(states), query)
 
 
 def _instance_id(entity: Entity) -> str:
@@ -103,7 +94,7 @@ def _filter(query: InstanceQuery, after: tuple[int, str] | None) -> str:
     parts = ["RowKey eq ''"]
     created_from = query.created_from
     if after is not None:
-        resume = _EPOCH + timedelta(microseconds=after[0])
+        resume = from_micros(after[0])
         created_from = max(created_from, resume) if created_from else resume
     if created_from is not None:
         parts.append(f"CreatedTime ge {odata_datetime(created_from)}")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from funcemu.durable.history import EventType
 from funcemu.durable.store import azure_envelope as envelopes
 from funcemu.durable.store.azure_outage import describe
 from funcemu.durable.store.azure_queues import Held, HubQueues, Inbox, Received, delay_seconds, expiring
 from funcemu.durable.store.base import Message
+from funcemu.durable.store.memory import fired_timer_id
 
 log = logging.getLogger("funcemu.durable")
 _CONCURRENCY = 32
@@ -37,12 +37,7 @@ class Outgoing:
         task = self.envelope.get("TaskMessage") or {}
         if (task.get("OrchestrationInstance") or {}).get("InstanceId") != instance_id:
             return None
-        return fired_timer(task.get("Event") or {})
-
-
-def fired_timer(event: dict[str, Any]) -> int | None:
-    """The TimerId of a TimerFired event, else None."""
-    return event.get("TimerId") if event.get("EventType") == EventType.TimerFired else None
+        return fired_timer_id(task.get("Event") or {})
 
 
 class Messaging:
@@ -178,7 +173,7 @@ class Messaging:
         """Delete the instance's TimerFired messages for `timer_ids` (the caller polled its queue)."""
         wanted = set(timer_ids)
         doomed = [held for held in self.inbox.of_instance(instance_id)
-                  if held.message and fired_timer(held.message.event) in wanted]
+                  if held.message and fired_timer_id(held.message.event) in wanted]
         await self.consume([held.message for held in doomed if held.message])
 
     async def drop_instance(self, instance_id: str) -> None:

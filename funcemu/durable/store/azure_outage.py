@@ -60,7 +60,6 @@ async def until_reachable(call: Callable[[], Awaitable[T]], what: str, limit: fl
         return result
 
 
-
 class Reachability:
     """Polls that cannot reach storage receive nothing instead of failing: the dispatcher simply polls
     again at its interval. One warning when polls start failing, one when storage answers again."""

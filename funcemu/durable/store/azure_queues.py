@@ -18,12 +18,13 @@ from datetime import datetime, timezone
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage
-from azure.storage.queue.aio import QueueClient, QueueServiceClient
+from azure.storage.queue.aio import QueueServiceClient
 
 from funcemu.durable.store import azure_envelope as envelopes
 from funcemu.durable.store.azure_blobs import LargeMessages
 from funcemu.durable.store.azure_names import HubNames, partition_of
 from funcemu.durable.store.base import ActivityItem, Message
+from funcemu.durable.store.memory import is_visible
 
 MAX_VISIBILITY = 7 * 24 * 3600 - 60   # the queue service caps visibility timeouts at 7 days
 DRAIN_LIMIT = 5000                     # messages read from one queue per poll
@@ -71,9 +72,6 @@ class HubQueues:
 
     def control_queue(self, instance_id: str) -> str:
         return self.names.control_queues[partition_of(instance_id, len(self.names.control_queues))]
-
-    def client(self, queue: str) -> QueueClient:
-        return self._clients[queue]
 
     async def create_queues(self) -> None:
         await asyncio.gather(*(ignore(client.create_queue(), ResourceExistsError)
@@ -183,11 +181,11 @@ class Inbox:
     def due(self, now: datetime) -> list[Held]:
         """Delayed messages whose time has come on the store's clock."""
         return [held for held in self.delayed.values()
-                if held.message is not None and _visible(held.message, now)]
+                if held.message is not None and is_visible(held.message, now)]
 
     def visible(self, now: datetime, instance_id: str | None = None) -> list[Held]:
         found = [held for held in self.held.values() if held.message is not None
-                 and _visible(held.message, now)
+                 and is_visible(held.message, now)
                  and (instance_id is None or held.message.instance_id == instance_id)]
         return sorted(found, key=lambda held: held.order)
 
@@ -198,10 +196,6 @@ class Inbox:
             if held.message is not None:
                 ids.setdefault(held.message.instance_id)
         return list(ids)[:limit]
-
-
-def _visible(message: Message, now: datetime) -> bool:
-    return message.visible_time is None or message.visible_time <= now
 
 
 def _gone(error: HttpResponseError) -> bool:

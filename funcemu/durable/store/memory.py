@@ -23,7 +23,7 @@ import itertools
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from funcemu.durable.history import EventType
@@ -87,12 +87,8 @@ class MemoryStore:
         return [dict(event) for event in found.history] if found else []
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
-        after = decode_continuation(query.continuation)
-        rows = sorted((_order_key(entry.state), entry.state) for entry in self._instances.values()
-                      if matches(entry.state, query) and (after is None or _order_key(entry.state) > after))
-        page = rows[:query.top] if query.top and query.top > 0 else rows
-        token = encode_continuation(page[-1][0]) if len(page) < len(rows) else None
-        return [copy.copy(state) for _, state in page], token
+        page, token = page_of([entry.state for entry in self._instances.values()], query)
+        return [copy.copy(state) for state in page], token
 
     async def purge_instances(self, instance_ids: list[str]) -> int:
         existed = 0
@@ -127,7 +123,7 @@ class MemoryStore:
 
     async def pending_messages(self, instance_id: str, now: datetime) -> list[Message]:
         queue = self._queues.get(instance_id)
-        return [_copy_message(m) for m in queue.values() if _visible(m, now)] if queue else []
+        return [_copy_message(m) for m in queue.values() if is_visible(m, now)] if queue else []
 
     async def next_visible_time(self) -> datetime | None:
         """The earliest timer not yet visible at the `now` of the latest `ready_instances` call."""
@@ -212,15 +208,13 @@ class MemoryStore:
 
     def _index(self, instance_id: str, seq: int, visible: datetime | None) -> None:
         """Make the message a head candidate now, or a timer until the watermark passes it."""
-        if visible is None or (self._watermark is not None and visible <= self._watermark):
-            self._set_head(instance_id, seq)
-        else:
+        if visible is not None and not self._promoted(visible):
             heapq.heappush(self._timers, (visible, seq, instance_id))
+        else:
+            self._set_head(instance_id, seq)
 
-    def _promoted(self, message: Message) -> bool:
-        if message.visible_time is None:
-            return True
-        return self._watermark is not None and message.visible_time <= self._watermark
+    def _promoted(self, visible: datetime | None) -> bool:
+        return visible is None or (self._watermark is not None and visible <= self._watermark)
 
     def _set_head(self, instance_id: str, seq: int) -> None:
         head = self._heads.get(instance_id)
@@ -277,7 +271,7 @@ class MemoryStore:
     def _set_head_from(self, instance_id: str, queue: OrderedDict[int, Message]) -> None:
         """The head is the oldest promoted message; unpromoted timers before it are skipped."""
         for seq, message in queue.items():
-            if self._promoted(message):
+            if self._promoted(message.visible_time):
                 self._set_head(instance_id, seq)
                 return
 
@@ -285,7 +279,7 @@ class MemoryStore:
         return seq in self._queues.get(instance_id, {})
 
 
-# shared helpers (the sqlite store uses the same continuation format)
+# shared helpers (the sqlite and azure stores use the same continuation format)
 
 
 def matches(state: InstanceState, query: InstanceQuery) -> bool:
@@ -299,10 +293,26 @@ def matches(state: InstanceState, query: InstanceQuery) -> bool:
     return not query.instance_id_prefix or state.instance_id.startswith(query.instance_id_prefix)
 
 
+def page_of(states: list[InstanceState], query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
+    """The query's page of `states` (filtered, ordered by created time then id) and the next token."""
+    after = decode_continuation(query.continuation)
+    keyed = sorted(((_order_key(state), state) for state in states if matches(state, query)),
+                   key=lambda pair: pair[0])
+    if after is not None:
+        keyed = [pair for pair in keyed if pair[0] > after]
+    page = keyed[:query.top] if query.top and query.top > 0 else keyed
+    token = encode_continuation(page[-1][0]) if len(page) < len(keyed) else None
+    return [state for _, state in page], token
+
+
 def to_micros(value: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def encode_continuation(key: tuple[int, str]) -> str:
@@ -331,7 +341,7 @@ def fired_timer_id(event: dict[str, Any]) -> int | None:
     return event.get("TimerId") if event.get("EventType") == EventType.TimerFired else None
 
 
-def _visible(message: Message, now: datetime) -> bool:
+def is_visible(message: Message, now: datetime) -> bool:
     return message.visible_time is None or message.visible_time <= now
 
 

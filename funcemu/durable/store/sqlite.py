@@ -22,7 +22,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,16 @@ from funcemu.durable.store.base import (
     RuntimeStatus,
     StaleCheckpointError,
 )
-from funcemu.durable.store.memory import decode_continuation, encode_continuation, fired_timer_id, to_micros
+from funcemu.durable.store.memory import (
+    decode_continuation,
+    encode_continuation,
+    fired_timer_id,
+    from_micros,
+    to_micros,
+)
 from funcemu.errors import FuncemuError
 
 SCHEMA_VERSION = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MINUS_INFINITY = -(2**62)  # microseconds before any datetime
 _TABLES = ("schema_version", "meta", "instances", "history", "messages", "heads", "activities")
 
@@ -180,7 +185,7 @@ class SqliteStore:
         after = self._last_now if self._last_now is not None else _MINUS_INFINITY
         (first,) = self._db.execute("SELECT MIN(visible_us) FROM messages WHERE visible_us > ?",
                                     (after,)).fetchone()
-        return _from_micros(first) if first is not None else None
+        return from_micros(first) if first is not None else None
 
     async def checkpoint(self, cp: Checkpoint) -> None:
         consumed = [(int(message.message_id),) for message in cp.consumed]
@@ -370,14 +375,14 @@ def _query_filter(query: InstanceQuery) -> tuple[str, list[Any]]:
 def _instance(row: tuple[Any, ...]) -> InstanceState:
     return InstanceState(
         instance_id=row[0], name=row[1], execution_id=row[2], runtime_status=RuntimeStatus(row[3]),
-        created_time=_from_micros(row[4]), last_updated_time=_from_micros(row[5]), input=row[6],
+        created_time=from_micros(row[4]), last_updated_time=from_micros(row[5]), input=row[6],
         output=row[7], custom_status=row[8], parent_instance_id=row[9], version=row[10], etag=row[11])
 
 
 def _message(row: tuple[Any, ...]) -> Message:
     message_id, instance_id, execution_id, visible, event = row
     return Message(instance_id=instance_id, event=json.loads(event), execution_id=execution_id,
-                   visible_time=_from_micros(visible) if visible is not None else None,
+                   visible_time=from_micros(visible) if visible is not None else None,
                    message_id=str(message_id))
 
 
@@ -385,10 +390,6 @@ def _activity(row: tuple[Any, ...]) -> ActivityItem:
     item_id, instance_id, execution_id, task_id, name, input, dequeue_count = row
     return ActivityItem(instance_id=instance_id, execution_id=execution_id, task_id=task_id, name=name,
                         input=input, item_id=str(item_id), dequeue_count=dequeue_count)
-
-
-def _from_micros(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
 
 
 def _dumps(event: dict[str, Any]) -> str:
