@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import ast
 import json
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from support import HostProcess, Reply
+from support import wait_until as wait_until  # re-exported for the durable tests
 
 APP = Path(__file__).parent / "durable" / "apps" / "durable_app"
 WEBHOOK = "/runtime/webhooks/durabletask"
 STORES = ["memory", "sqlite"]
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
-T = TypeVar("T")
 
 
 def unique(prefix: str) -> str:
@@ -37,18 +35,6 @@ def app_functions(trigger: str) -> set[str]:
 def launch(data_dir: Path, storage: str, env: dict[str, str] | None = None) -> HostProcess:
     """A started host of the durable test app (the caller stops it)."""
     return HostProcess(APP, "--storage", storage, "--data-dir", str(data_dir), env=env).start()
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll `check` until it returns something truthy (deadline-bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def start(host: HostProcess, name: str, value: Any = None, instance_id: str | None = None,

@@ -12,10 +12,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 READY = re.compile(r"Listening on (http://\S+)")
 
 
@@ -161,3 +163,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 30, env: dict[
             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "funcemu", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll `check` until it returns something truthy; AssertionError naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last value: {value!r})")
+        time.sleep(interval)

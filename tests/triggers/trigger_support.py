@@ -13,31 +13,18 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from support import wait_until as wait_until  # re-exported for the trigger tests
 
 from funcemu.testing.httpclient import HttpClient, Response
 from funcemu.testing.process import ProcessExited, WatchedProcess
 
 LISTENING = re.compile(r"Listening on (http://\S+)")
 REMOVED_FROM_ENV = ("AzureWebJobsStorage", "ConnectionStrings:AzureWebJobsStorage", "WEBSITE_TIME_ZONE", "TZ")
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; AssertionError naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last value: {value!r})")
-        time.sleep(interval)
 
 
 class AppHost:
