@@ -353,9 +353,14 @@ class DurableApi:
         created_from = query.time("createdTimeFrom")
         if created_from is None:
             return _json(400, "Please provide value for 'createdTimeFrom' parameter.")
+        asked = query.statuses("runtimeStatus")
+        # the Azure Storage provider purges only finished instances, whatever statuses are asked for
+        statuses = [s for s in (asked or RuntimeStatus) if s in _TERMINAL]
+        if not statuses:
+            return _empty(404)
         condition = InstanceQuery(created_from=created_from,
                                   created_to=query.time("createdTimeTo") or self._engine.now(),
-                                  statuses=query.statuses("runtimeStatus"))
+                                  statuses=statuses)
         states, _ = await self._engine.query_instances(condition)
         deleted = await self._engine.purge([state.instance_id for state in states]) if states else 0
         return _json(200, {"instancesDeleted": deleted}) if deleted else _empty(404)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,11 +19,13 @@ from funcemu.durable.export import history_routes
 from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store import open_store
 from funcemu.http.admin import json_response
+from funcemu.http.keys import durable_system_key
 
 if TYPE_CHECKING:
     from funcemu.host import Host
 
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
+RPC_PORT = 17071  # the extension's LocalHttpListener (durable-protocol.md §5.1)
 
 
 async def start_durable(host: Host, stack: AsyncExitStack) -> web.Application:
@@ -42,7 +46,7 @@ async def start_durable(host: Host, stack: AsyncExitStack) -> web.Application:
                     poll_interval=getattr(store, "poll_interval", None))
     engine_ref.append(engine)
     host.engine = engine
-    system_key = host.keys.durable_key if host.keys else None
+    system_key = host.keys.durable_key if host.keys else durable_system_key(host.data_dir)
     rpc_url = await _start_rpc_site(engine, stack, system_key, lambda request: host.base_url + WEBHOOK_PATH)
     host.rpc_base_url = rpc_url
 
@@ -89,10 +93,23 @@ async def _start_rpc_site(engine: Engine, stack: AsyncExitStack, system_key: str
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return f"http://127.0.0.1:{port}/durabletask/"
+    for port in _rpc_ports():
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        try:
+            await site.start()
+        except OSError:  # busy: the next candidate
+            await site.stop()
+            continue
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}/durabletask/"
+    raise AssertionError("port 0 always binds")
+
+
+def _rpc_ports() -> Iterator[int]:
+    """17071 as the extension's LocalHttpListener, else a random free one in 30000-31000, else any."""
+    yield RPC_PORT
+    yield from random.sample(range(30000, 31001), 20)
+    yield 0
 
 
 def clock_routes(clock: Clock, engine: Engine) -> list[web.RouteDef]:

@@ -53,7 +53,8 @@ class AdminApi:
         import os
         if os.environ.get("AzureWebJobsDisableHomepage", "").lower() == "true":
             return web.Response(status=204)
-        return web.Response(text=HOME_PAGE.format(version=__version__), content_type="text/html")
+        # exactly `text/html` (§4.6): aiohttp would add "; charset=utf-8" to a text response
+        return web.Response(body=HOME_PAGE.format(version=__version__).encode(), headers={"Content-Type": "text/html"})
 
     async def status(self, request: web.Request) -> web.Response:
         payload: dict[str, Any] = {

@@ -18,6 +18,18 @@ def _new_key() -> str:
     return secrets.token_urlsafe(40).replace("-", "a").replace("_", "b")
 
 
+def durable_system_key(data_dir: Path) -> str:
+    """The `durabletask_extension` system key for the webhook URLs (`code=`) when auth is off: the host
+    creates it anyway (local `func start` keeps it in the azure-webjobs-secrets container) and simply
+    does not check it. The saved one when keys.json exists, else a new one for this run (nothing written)."""
+    path = data_dir / "keys.json"
+    try:
+        saved = json.loads(path.read_text()).get("systemKeys", {}).get("durabletask_extension")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    return saved if isinstance(saved, str) and saved else _new_key()
+
+
 @dataclass
 class Keys:
     master: str

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -71,7 +73,7 @@ class FunctionDispatcher:
         if (request.content_length or 0) > self.body_limit:
             return web.Response(status=413)  # as Kestrel: refused before the function runs, empty body
         body = await request.read() if request.content_length else b""
-        url = f"{request.scheme}://{request.host}{request.raw_path}"
+        url = request_url(request.scheme, request.host, request.raw_path)
         req = build_http_request(request.method, url, list(request.headers.items()),
                                  list(request.query.items()), values, body)
         metadata: dict[str, Any] = {**values, "Query": dict(request.query), "Headers": dict(request.headers)}
@@ -182,3 +184,12 @@ def build_application(host: Host, durable_app: web.Application | None) -> web.Ap
 
 def level_required(auth_level: str) -> int:
     return LEVELS.get(auth_level.lower(), LEVELS["function"])
+
+
+def request_url(scheme: str, host: str, raw_path: str) -> str:
+    """`{scheme}://{Host}{Path}{QueryString}` (§3.7): ASP.NET's Request.Path is decoded, except for an
+    encoded "/" (Kestrel keeps %2F so that path segments stay segments); the query string stays raw."""
+    path, mark, query = raw_path.partition("?")
+    decoded = "".join(part if re.fullmatch(r"%2[fF]", part) else unquote(part)
+                      for part in re.split(r"(%2[fF])", path))
+    return f"{scheme}://{host}{decoded}{mark}{query}"

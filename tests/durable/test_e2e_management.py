@@ -7,6 +7,7 @@ import json
 import re
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from durable_support import (
@@ -65,7 +66,10 @@ def test_start_answers_202_with_the_check_status_payload(durable_host: HostProce
     instance_id = payload["id"]
     assert re.fullmatch(r"[0-9a-f]{32}", instance_id)
     base = f"{durable_host.url}{WEBHOOK}/instances/{instance_id}"
-    suffix = "taskHub=EngineTests&connection=Storage"
+    # the system key rides along even though auth is off (the local host creates it and does not check it)
+    code = parse_qs(urlsplit(payload["statusQueryGetUri"]).query)["code"][0]
+    suffix = f"taskHub=EngineTests&connection=Storage&code={code}"
+    assert len(code) >= 40
     assert payload == {
         "id": instance_id,
         "statusQueryGetUri": f"{base}?{suffix}",
@@ -305,10 +309,15 @@ def test_purge_by_filter_deletes_what_matches_and_404s_on_nothing(durable_host: 
     reply = durable_host.call("DELETE", f"{WEBHOOK}/instances?createdTimeFrom={since}&runtimeStatus=Completed")
     again = durable_host.call("DELETE", f"{WEBHOOK}/instances?createdTimeFrom={since}&runtimeStatus=Completed")
     future = durable_host.call("DELETE", f"{WEBHOOK}/instances?createdTimeFrom=2999-01-01T00:00:00Z")
+    # the provider purges only finished instances: a running one survives, even when asked for by status
+    running = durable_host.call("DELETE", f"{WEBHOOK}/instances?createdTimeFrom={since}&runtimeStatus=Running")
+    unfiltered = durable_host.call("DELETE", f"{WEBHOOK}/instances?createdTimeFrom={since}")
 
     assert reply.status == 200 and reply.json() == {"instancesDeleted": 2}
     assert (again.status, again.body) == (404, b"")
     assert (future.status, future.body) == (404, b"")
+    assert (running.status, running.body) == (404, b"")
+    assert (unfiltered.status, unfiltered.body) == (404, b"")
     assert all(status(durable_host, instance_id).status == 404 for instance_id in ids)
     assert status(durable_host, runner).status == 202
     operate(durable_host, runner, "terminate")

@@ -102,6 +102,12 @@ def test_request_conversion(host: HostProcess) -> None:
     assert (seen["body_type"], bytes.fromhex(seen["body"])) == ("bytes", b"\x00\xffbytes")
 
 
+def test_request_url_has_the_decoded_path_and_the_raw_query(host: HostProcess) -> None:
+    """§3.7: url = scheme://Host + Request.Path (decoded; Kestrel keeps %2F) + the query string as received."""
+    seen = raw_request(host.url, "GET", "/api/%65cho/a%2Fb%20c?q=%41&r=%2F").json()
+    assert seen["url"] == host.url + "/api/echo/a%2Fb c?q=%41&r=%2F"
+
+
 def test_a_chunked_body_arrives_empty_as_in_func_start(host: HostProcess) -> None:
     seen = raw_request(host.url, "PUT", "/api/echo/chunked", body=b"data", chunked=True).json()
     assert (seen["method"], seen["body"]) == ("PUT", "")
