@@ -85,6 +85,9 @@ class Engine:
         self._changed: dict[str, asyncio.Event] = {}
         self._running_instances: dict[str, asyncio.Task[None]] = {}
         self._running_activities: set[asyncio.Task[None]] = set()
+        # activity results waiting for the next `complete_activities` write: one write per loop turn
+        self._completions: list[tuple[ActivityItem, Message, asyncio.Future[None]]] = []
+        self._completion_writes: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self.errors: list[BaseException] = []
 
@@ -95,7 +98,8 @@ class Engine:
                        asyncio.create_task(self._activity_loop(), name="funcemu-activities")]
 
     async def stop(self) -> None:
-        tasks = [*self._loops, *self._running_instances.values(), *self._running_activities]
+        tasks = [*self._loops, *self._running_instances.values(), *self._running_activities,
+                 *self._completion_writes]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -217,7 +221,7 @@ class Engine:
     async def _run_activity(self, item: ActivityItem) -> None:
         try:
             result = await self.run_activity(item)
-            await self.store.complete_activity(item, result)
+            await self._complete(item, result)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -229,6 +233,37 @@ class Engine:
             self._activity_wake.set()
             self._wake.set()
 
+    def _complete(self, item: ActivityItem, result: Message) -> asyncio.Future[None]:
+        """Queue the result for this loop turn's `complete_activities` write; done once it is written.
+
+        The first result of a turn starts the writer task, which runs in the next turn: every result
+        that arrived meanwhile goes into the same write. No timer: a lone result waits one turn."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._completions:
+            task = asyncio.create_task(self._write_completions(), name="funcemu-activity-results")
+            self._completion_writes.add(task)
+            task.add_done_callback(self._completion_writes.discard)
+        self._completions.append((item, result, done))
+        return done
+
+    async def _write_completions(self) -> None:
+        batch = [entry for entry in self._completions if not entry[2].done()]  # done: its task was cancelled
+        self._completions = []
+        if not batch:
+            return
+        try:
+            await self.store.complete_activities([(item, result) for item, result, _ in batch])
+        except BaseException as exc:
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_exception(exc) if isinstance(exc, Exception) else done.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for _, _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
     # ---- public operations (the management API and the SDK client call these) ----------------
     def orchestrator_names(self) -> list[str]:
         return self.registry.orchestrator_names()
@@ -239,7 +274,7 @@ class Engine:
             raise UnknownOrchestratorError(self.registry.unknown_orchestrator_message(name))
         instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
         validate_instance_id(instance_id)
-        await self._create(spec.durable_name, instance_id, input_text)
+        await self._create(name, instance_id, input_text)  # the caller's spelling, as DTFx stores it
         return instance_id
 
     async def _create(self, name: str, instance_id: str, input_text: str | None) -> None:

@@ -413,14 +413,58 @@ async def test_completing_a_purged_item_sends_nothing(store: Store) -> None:
 
 
 @scenario
+async def test_complete_activities_in_one_call(store: Store) -> None:
+    await create(store, "a")
+    await create(store, "b")
+    await advance(store, "a", activities=activities("a", 3))
+    await advance(store, "b", activities=activities("b", 1))
+    fetched = await store.fetch_activities(10)
+    done = [item for item in fetched if item.task_id != 1]
+    await store.complete_activities([(item, completed(item)) for item in done])
+    assert [m.event["TaskScheduledId"] for m in await store.pending_messages("a", T0)] == [0, 2]
+    assert [m.event["TaskScheduledId"] for m in await store.pending_messages("b", T0)] == [0]
+    assert await store.ready_instances(T0, 10) == ["a", "b"]
+    await store.release_activity_leases()
+    assert [(i.instance_id, i.task_id) for i in await store.fetch_activities(10)] == [("a", 1)]
+    await store.complete_activities([])
+
+
+@scenario
+async def test_complete_activities_skips_purged_items(store: Store) -> None:
+    await create(store, "a")
+    await create(store, "gone")
+    await advance(store, "a", activities=activities("a", 1))
+    await advance(store, "gone", activities=activities("gone", 2))
+    fetched = await store.fetch_activities(10)
+    await store.purge_instances(["gone"])
+    await store.complete_activities([(item, completed(item)) for item in fetched])
+    assert [m.event["TaskScheduledId"] for m in await store.pending_messages("a", T0)] == [0]
+    assert await store.pending_messages("gone", T0) == []
+    assert await store.ready_instances(T0, 10) == ["a"]
+
+
+@scenario
+async def test_complete_activities_twice_sends_once(store: Store) -> None:
+    """A second completion of the same item (a duplicate in the batch, or a later batch) sends nothing."""
+    await create(store, "a")
+    await advance(store, "a", activities=activities("a", 2))
+    first, second = await store.fetch_activities(10)
+    await store.complete_activities([(first, completed(first)), (first, completed(first))])
+    await store.complete_activities([(first, completed(first)), (second, completed(second))])
+    assert [m.event["TaskScheduledId"] for m in await store.pending_messages("a", T0)] == [0, 1]
+
+
+@scenario
 async def test_fan_out_of_many_activities(store: Store) -> None:
     await create(store, "a")
     await advance(store, "a", activities=activities("a", 1000))
     fetched = 0
     while batch := await store.fetch_activities(300):
         fetched += len(batch)
-        for item in batch:
+        half = len(batch) // 2
+        for item in batch[:half]:
             await store.complete_activity(item, completed(item))
+        await store.complete_activities([(item, completed(item)) for item in batch[half:]])
     assert fetched == 1000
     assert await store.ready_instances(T0, 10) == ["a"]
     results = await store.pending_messages("a", T0)

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 COMMITS = 50
 
 # The child leases 3 of 5 activities and commits COMMITS instances, each with one checkpoint. Then it
-# starts one more checkpoint and, inside its transaction (while the store reads the new events), says
-# "inside" and waits to be killed.
+# starts one more checkpoint, in the same group commit as a message to "other", and, inside their
+# transaction (while the store reads the new events), says "inside" and waits to be killed.
 CHILD = """
 import asyncio, dataclasses, sys
 from datetime import datetime, timezone
@@ -61,7 +61,10 @@ async def main(path, commits):
     print("leased", *[item.task_id for item in leased], flush=True)
     for n in range(commits):
         await finish(store, await start(store, f"i{n:05d}"))
-    await finish(store, await start(store, "last"), [ActivityItem("last", "e1", 0, "say", None)], Stuck)
+    last = await start(store, "last")
+    other = Message("other", history.event_raised(T0, "lost", None))
+    await asyncio.gather(store.send_messages([other]),
+                         finish(store, last, [ActivityItem("last", "e1", 0, "say", None)], Stuck))
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
@@ -110,6 +113,7 @@ async def check_instances(store: SqliteStore) -> None:
     assert last is not None and last.runtime_status == RuntimeStatus.Pending
     assert await store.get_history("last") == []
     assert [m.event["EventType"] for m in await store.pending_messages("last", at(0))] == [0]
+    assert await store.pending_messages("other", at(0)) == []  # committed with the killed checkpoint: lost
     sink = await store.pending_messages("sink", at(0))
     assert [m.event["Name"] for m in sink] == ["work"] + [s.instance_id for s in found]
     assert await store.ready_instances(at(0), 10) == ["sink", "last"]

@@ -9,12 +9,22 @@ A checkpoint cannot be one transaction across a table and queues, so it runs in 
    rows, and the sentinel guarded by the ETag the episode started from (412/409 -> StaleCheckpointError,
    and nothing at all was written);
 2. the Instances row (replaced; it carries the new sentinel ETag);
-3. the outbox is sent to the queues, then its rows are deleted;
+3. the outbox is sent to the queues, then its rows are deleted: by the instance's next History transaction
+   when it comes within OUTBOX_SWEEP_AGE (no request of their own), else by a sweep, at once when the
+   instance is finished;
 4. the consumed messages are deleted.
 A crash after 1 loses nothing: the consumed messages come back after their lease and replay against a
 history that already holds the episode (the engine drops duplicates), and the outbox rows, still in
 the partition, are sent by the next `get_history` of the instance. A crash after 3 only sends some
 messages twice. Delivery is at least once, as in the provider (§5.7), but a stale episode sends nothing.
+
+Storage requests are what bounds throughput on Azurite (issue #8), so the store avoids those the layout
+does not need: an episode starts from what this process checkpointed last (`_Known`: no reads; the ETag
+still guards the commit); status reads take the Instances row alone; once this process dispatches
+orchestrations, the control messages and work items it sends go to the queue already leased to itself
+(invisible, as if received: no receive), up to a limit, past which they are sent visible for any process;
+queues are read when this process sent to them or the polling interval passed, a page at a time until one
+comes back short; History transactions are written by `azure_batch` instead of the SDK's multipart code.
 
 Storage going away (Azurite restarted) loses nothing either: a poll that cannot reach it receives nothing
 and the dispatcher polls again; a commit whose answer was lost is looked up in the sentinel (it carries
@@ -23,6 +33,7 @@ the checkpoint's id), and steps 2-4 and activity results are retried until stora
 
 Several processes may share a hub: each polls every control queue, whoever holds an instance's messages
 runs its episode, and the sentinel ETag lets only one episode of a kind commit (the loser is replayed).
+A process's own sends stay with it (up to the limits above) until it closes or dies (then after the lease).
 Limits: no partition leases, so no affinity of instances to processes; cross-process timers fire at the
 queue's real-time visibility, in-process ones exactly at the store clock's time.
 """
@@ -30,7 +41,14 @@ queue's real-time visibility, in-process ones exactly at the store clock's time.
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
+import os
 import secrets
+import time
+from collections import OrderedDict
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -41,6 +59,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import TableEntity
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
@@ -63,9 +82,17 @@ from funcemu.durable.store.azure_names import (
 )
 from funcemu.durable.store.azure_outage import Reachability, describe, is_transient, until_reachable
 from funcemu.durable.store.azure_queues import HubQueues, ignore
-from funcemu.durable.store.base import ActivityItem, Checkpoint, InstanceQuery, InstanceState, Message
+from funcemu.durable.store.base import (
+    ActivityItem,
+    Checkpoint,
+    InstanceQuery,
+    InstanceState,
+    Message,
+    StaleCheckpointError,
+)
 
 __all__ = ["AzureStore", "AzureStoreError", "StorageUnreachableError", "TaskHubNameError"]
+log = logging.getLogger("funcemu.durable")
 
 # Seconds between polls for what other processes send (own sends wake at once); the provider's 30 s makes
 # local runs crawl (§8). On Azurite, another process's event woke an idle instance after 0.25-0.4 s median,
@@ -73,11 +100,50 @@ __all__ = ["AzureStore", "AzureStoreError", "StorageUnreachableError", "TaskHubN
 DEFAULT_MAX_POLLING_INTERVAL = 0.5
 DEFAULT_LEASE = 60                   # seconds a received message stays invisible; renewed while held
 OUTBOX_RECOVERY_AGE = 10.0           # seconds before another process's unsent outbox is taken over
+# Sent outbox rows are deleted by the instance's next checkpoint (in its History transaction, no request of
+# their own) when it comes within OUTBOX_SWEEP_AGE seconds, else by a sweep every SWEEP_INTERVAL seconds.
+OUTBOX_SWEEP_AGE, SWEEP_INTERVAL = 2.0, 0.5
 PROBE_CONNECT_TIMEOUT, PROBE_READ_TIMEOUT = 5.0, 30.0
+# A queue is read again for other processes' messages once this share of the polling interval has passed
+# since its last read (the engine wakes at the interval; a little less keeps each wake-up a read).
+STALE_SHARE = 0.9
+KNOWN_LIMIT = 2000                   # instances whose last checkpoint this process remembers
+# Seconds after a sign of another process on the hub (a message this process did not send, a lost ETag
+# race) during which an episode checks the sentinel before trusting what this process checkpointed.
+SHARED_WINDOW = 300.0
 # Local endpoints answer in milliseconds: retry soon and few times (the SDK waits 15 s, 18 s, 42 s).
 _STORAGE_RETRY: dict[str, Any] = {"retry_total": 3, "initial_backoff": 0.2, "increment_base": 1,
                                   "random_jitter_range": 0}
 _TABLE_RETRY: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.2}
+
+
+# The instance whose episode runs in this task: `pending_messages` sets it, and `get_instance` and
+# `get_history` then answer from what this process checkpointed last (see `_Known`).
+_EPISODE: ContextVar[str | None] = ContextVar("funcemu_azure_episode", default=None)
+
+
+@dataclass
+class _Known:
+    """An instance as this process's last checkpoint (or create) left it: the status row with the
+    sentinel's ETag, and the current execution's events when known. An episode starts from it without
+    reading storage; if another process moved the instance on meanwhile, the ETag-guarded commit fails
+    (StaleCheckpointError), the entry is dropped and the engine replays from a fresh read. The entry is
+    checked against the sentinel (one read) first when an episode used it and ended without a checkpoint
+    (an old history can make the replay itself fail), and while another process is known to write the
+    hub (`AzureStore._shared`). Other callers (status queries, the management API) always read storage."""
+
+    state: InstanceState
+    history: list[dict[str, Any]] | None
+    used: bool = False      # an episode started from it and has not checkpointed
+
+
+@dataclass
+class _Unswept:
+    """Outbox rows of one instance that were sent and are still to be deleted."""
+
+    key: str                # the History partition
+    rows: list[str]
+    since: float            # monotonic time they were sent
 
 
 class AzureStore:
@@ -92,6 +158,11 @@ class AzureStore:
         self._lease = int(lease_seconds)
         self._executions: dict[str, str | None] = {}  # instance -> current execution; None = purged
         self._flushing: set[str] = set()              # outbox rows this process is sending
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._moved_seen = float("-inf")   # monotonic time another process was seen moving an instance on
+        self._unswept: dict[str, _Unswept] = {}   # instance -> sent outbox rows to delete
+        self._sweep_now: list[_Unswept] = []      # rows whose deletion failed: the next sweep tries again
+        self._sweeper: asyncio.Task[None] | None = None
         self._reachability = Reachability()
         self._hub_ready = False
         self._renewer: asyncio.Task[None] | None = None
@@ -107,9 +178,12 @@ class AzureStore:
 
     async def open(self) -> None:
         try:
-            tables = TableServiceClient.from_connection_string(self._connection, **_TABLE_RETRY)
-            queues = QueueServiceClient.from_connection_string(self._connection, **_STORAGE_RETRY)
-            blobs = BlobServiceClient.from_connection_string(self._connection, **_STORAGE_RETRY)
+            tables = TableServiceClient.from_connection_string(self._connection, transport=_transport(),
+                                                               **_TABLE_RETRY)
+            queues = QueueServiceClient.from_connection_string(self._connection, transport=_transport(),
+                                                               **_STORAGE_RETRY)
+            blobs = BlobServiceClient.from_connection_string(self._connection, transport=_transport(),
+                                                             **_STORAGE_RETRY)
         except ValueError as error:
             raise AzureStoreError(f"the Azure Storage connection string is not valid ({error}); expected "
                                   "'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...' or "
@@ -129,14 +203,20 @@ class AzureStore:
             await self.close()
             raise
         self._renewer = asyncio.create_task(self.messaging.renew_forever())
+        self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
         """Stop renewing leases and give back what this process holds, so a restart sees it at once."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
-            self._renewer = None
+        for task in (self._renewer, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._renewer = self._sweeper = None
         if self._services is not None and self._hub_ready:
+            try:
+                await self._sweep(0.0)
+            except Exception as error:  # left for the next reader's recovery, which drops them (old ids)
+                log.warning("could not delete sent outbox rows: %s", describe(error))
             await self.messaging.release_all()
         for service in self._services or ():
             await service.close()
@@ -191,22 +271,45 @@ class AzureStore:
     # instances and history
 
     async def create_instance(self, state: InstanceState, start: Message) -> None:
-        """Replace the instance: drop its messages and items here, start a new execution in the
-        sentinel (older episodes become stale), write the row, then send `start`."""
+        """Write the row, then send `start`. A new instance's row is inserted (its first checkpoint creates
+        the sentinel, as the provider's does). An existing one is replaced: the messages and work items
+        of the old instance that this process holds are dropped, a new execution starts in the sentinel
+        (older episodes become stale), and the row is replaced with the generation one up."""
         await self._ready()
-        queue = self.queues.control_queue(state.instance_id)
-        existing, _ = await asyncio.gather(self.instances.row(state.instance_id), self.messaging.poll([queue]))
-        await self.messaging.drop_instance(state.instance_id)
-        generation = int(existing.get("Generation") or 0) + 1 if existing else 0
-        sentinel = await self.history.reset(escape_key(state.instance_id), state.execution_id)
-        etag = rows.HubEtag(sentinel, 0, generation)
-        await self.instances.write(state, etag)
-        self._executions[state.instance_id] = state.execution_id
-        await self.messaging.send([Outgoing(queue, envelopes.message_envelope(start))])
+        instance_id = state.instance_id
+        self._forget(instance_id)
+        etag = rows.HubEtag(None, 0, 0)
+        if not await self.instances.write(state, etag, only_new=True):
+            queue = self.queues.control_queue(instance_id)
+            existing, _ = await asyncio.gather(self.instances.row(instance_id), self.messaging.poll([queue]))
+            await self.messaging.drop_instance(instance_id)
+            sentinel = await self.history.reset(escape_key(instance_id), state.execution_id)
+            etag = rows.HubEtag(sentinel, 0, int(existing.get("Generation") or 0) + 1 if existing else 0)
+            await self.instances.write(state, etag)
+        self._executions[instance_id] = state.execution_id
         state.etag = etag
+        self._remember(copy.copy(state), [])    # before the send: its episode may start before it returns
+        await self.messaging.send([Outgoing(self.queues.control_queue(instance_id),
+                                            envelopes.message_envelope(start))])
 
     async def get_instance(self, instance_id: str) -> InstanceState | None:
-        """The row, with the etag taken from the sentinel (the row may lag it after a crash)."""
+        """The row, whose etag is the sentinel's as of the row's write (one read, as the provider's status
+        queries). An episode needs the sentinel's current etag (the row lags it between a commit and the
+        row's write, for good if the writer died there): in an episode of this instance, what this
+        process checkpointed last, without reading (see `_Known`), else the row and the sentinel."""
+        if _EPISODE.get() != instance_id:
+            return await self.instances.read(instance_id)
+        known = self._known.get(instance_id)
+        if known is not None and (known.used or self._shared()):
+            sentinel = await self.history.sentinel(escape_key(instance_id))
+            if (sentinel.metadata["etag"] if sentinel is not None else None) != _sentinel_etag(known.state):
+                self._moved_seen = time.monotonic()
+                self._forget(instance_id)
+                known = None
+        if known is not None:
+            known.used = True
+            self._known.move_to_end(instance_id)
+            return copy.copy(known.state)
         state, sentinel = await asyncio.gather(self.instances.read(instance_id),
                                                self.history.sentinel(escape_key(instance_id)))
         if state is None:
@@ -216,14 +319,36 @@ class AzureStore:
             state.etag = rows.HubEtag(None, 0, generation)
         else:
             state.etag = rows.HubEtag(sentinel.metadata["etag"], rows.sentinel_count(sentinel), generation)
+        self._remember(copy.copy(state), None)
         return state
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        known = self._known.get(instance_id) if _EPISODE.get() == instance_id else None
+        if known is not None and known.history is not None:
+            known.used = True
+            return [dict(event) for event in known.history]
         key = escape_key(instance_id)
         loaded = await self.history.load(key)
         if loaded.outbox:
             await self._recover_outbox(key, loaded.sentinel, loaded.outbox)
+        if known is not None and loaded.sentinel is not None \
+                and isinstance(known.state.etag, rows.HubEtag) \
+                and known.state.etag.sentinel == loaded.sentinel.metadata["etag"]:
+            known.history = [dict(event) for event in loaded.events]   # the events of that state
         return loaded.events
+
+    def _remember(self, state: InstanceState, history: list[dict[str, Any]] | None) -> None:
+        self._known[state.instance_id] = _Known(state, history)
+        self._known.move_to_end(state.instance_id)
+        while len(self._known) > KNOWN_LIMIT:
+            self._known.popitem(last=False)
+
+    def _forget(self, instance_id: str) -> None:
+        self._known.pop(instance_id, None)
+
+    def _shared(self) -> bool:
+        """Whether another process was seen on the hub lately (so what we checkpointed may be old)."""
+        return time.monotonic() - max(self.messaging.foreign_seen, self._moved_seen) < SHARED_WINDOW
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
         return await self.instances.query(query)
@@ -233,6 +358,10 @@ class AzureStore:
         return sum(existed)
 
     async def _purge(self, instance_id: str) -> bool:
+        self._forget(instance_id)
+        unswept = self._unswept.pop(instance_id, None)
+        if unswept is not None:
+            self._flushing.difference_update(unswept.rows)     # the purge deletes them
         if not self._hub_ready:
             return False
         await self.messaging.poll([self.queues.control_queue(instance_id)])
@@ -257,6 +386,10 @@ class AzureStore:
                     ResourceNotFoundError))
         self.messaging.clear()
         self._executions.clear()
+        self._known.clear()
+        self._unswept.clear()
+        self._sweep_now.clear()
+        self._flushing.clear()
         self._hub_ready = False
 
     # orchestration messages
@@ -269,8 +402,9 @@ class AzureStore:
     async def ready_instances(self, now: datetime, limit: int) -> list[str]:
         if not self._hub_ready:
             return []
+        self.messaging.holding = True     # this process dispatches orchestrations: it may keep its sends
         self.messaging.watermark = now
-        stale = self.messaging.stale_queues(self.max_queue_polling_interval / 2)
+        stale = self.messaging.stale_queues(self.max_queue_polling_interval * STALE_SHARE)
         await self._reachability.poll(lambda: self._receive(now, stale), "polling the control queues")
         if not self._reachability.down and len(stale) == len(self.names.control_queues):
             self.messaging.prune_timers(now)
@@ -281,10 +415,19 @@ class AzureStore:
         await self.messaging.poll(queues)
 
     async def pending_messages(self, instance_id: str, now: datetime) -> list[Message]:
+        """The instance's visible messages. Its queue is read only when this process holds none of them:
+        the engine asks right after `ready_instances` read the queues, and what arrived since then
+        makes the instance ready again. Starts an episode of the instance in this task (`_Known`)."""
+        _EPISODE.set(instance_id)
         if not self._hub_ready:
             return []
         queue = self.queues.control_queue(instance_id)
-        await self._reachability.poll(lambda: self._receive(now, [queue]), "polling a control queue")
+
+        async def receive() -> None:
+            await self.messaging.promote(now)
+            if not self.messaging.inbox.visible(now, instance_id):
+                await self.messaging.poll([queue])
+        await self._reachability.poll(receive, "polling a control queue")
         return self.messaging.visible(now, instance_id)
 
     async def next_visible_time(self) -> datetime | None:
@@ -299,16 +442,42 @@ class AzureStore:
         key = escape_key(cp.instance_id)
         etag = cp.etag if isinstance(cp.etag, rows.HubEtag) else rows.HubEtag(None)
         outgoing = self._outgoing(cp)
+        known = self._known.pop(cp.instance_id, None)
+        sweep = self._unswept.pop(cp.instance_id, None)
         await self.messaging.encode(outgoing)
-        committed = await self._commit(cp, key, etag, outgoing)
+        try:
+            committed = await self._commit(cp, key, etag, outgoing, sweep.rows if sweep else [])
+        except BaseException as error:
+            if isinstance(error, StaleCheckpointError):
+                self._moved_seen = time.monotonic()
+            if sweep is not None:
+                self._defer_sweep(cp.instance_id, sweep)
+            raise
+        if sweep is not None:
+            if committed.swept:
+                self._flushing.difference_update(sweep.rows)
+            else:
+                self._defer_sweep(cp.instance_id, sweep)
         new_etag = rows.HubEtag(committed.sentinel_etag, committed.event_count, etag.generation)
         cp.state.etag = new_etag
         self._executions[cp.instance_id] = cp.state.execution_id
-        await self._after_commit(cp, key, new_etag, outgoing, committed.outbox_rows)
+        defer = None if cp.state.runtime_status.is_terminal else cp.instance_id
+        await self._after_commit(cp, key, new_etag, outgoing, committed.outbox_rows, defer)
+        if cp.replace_history:
+            history: list[dict[str, Any]] | None = []
+        elif known is not None and known.history is not None and known.state.etag == etag:
+            history = known.history
+        else:
+            history = None
+        if history is not None:
+            history = history + [dict(event) for event in cp.new_events]
+        self._remember(copy.copy(cp.state), history)
 
-    async def _commit(self, cp: Checkpoint, key: str, etag: rows.HubEtag, outgoing: list[Outgoing]) -> Committed:
+    async def _commit(self, cp: Checkpoint, key: str, etag: rows.HubEtag, outgoing: list[Outgoing],
+                      sweep: list[str]) -> Committed:
         """The History transaction, tried again while storage is unreachable. An attempt whose answer was
-        lost may have been applied: the sentinel carries this checkpoint's id exactly when it was."""
+        lost may have been applied: the sentinel carries this checkpoint's id exactly when it was (the
+        rows to sweep then count as not swept; the sweeper finds them gone)."""
         checkpoint_id = secrets.token_hex(8)
         outbox = [[entry.queue, entry.body, entry.blob] for entry in outgoing]
         start = 0 if cp.replace_history else etag.event_count
@@ -320,7 +489,7 @@ class AzureStore:
                 return applied
             attempted = True
             return await self.history.commit(cp.instance_id, key, etag, cp.state.execution_id, cp.new_events,
-                                             start, outbox, checkpoint_id)
+                                             start, outbox, checkpoint_id, sweep)
         try:
             return await until_reachable(attempt, f"checkpointing instance '{cp.instance_id}'")
         except BaseException:
@@ -328,11 +497,11 @@ class AzureStore:
             raise
 
     async def _after_commit(self, cp: Checkpoint, key: str, etag: rows.HubEtag, outgoing: list[Outgoing],
-                            outbox_rows: list[str]) -> None:
+                            outbox_rows: list[str], defer: str | None) -> None:
         """Everything after the commit is idempotent and must happen: each step waits out an outage."""
         what = f"completing the checkpoint of instance '{cp.instance_id}'"
         await until_reachable(lambda: self.instances.write(cp.state, etag), what)
-        await until_reachable(lambda: self._flush(key, outgoing, outbox_rows), what)
+        await until_reachable(lambda: self._flush(key, outgoing, outbox_rows, defer), what)
         await until_reachable(lambda: self.messaging.consume(cp.consumed), what)
         if cp.canceled_timers:
             await until_reachable(lambda: self._cancel_timers(cp.instance_id, cp.canceled_timers), what)
@@ -358,13 +527,55 @@ class AzureStore:
         return outgoing + [Outgoing(self.names.workitems_queue, envelopes.activity_envelope(item))
                            for item in cp.activities]
 
-    async def _flush(self, key: str, outgoing: list[Outgoing], outbox_rows: list[str]) -> None:
+    async def _flush(self, key: str, outgoing: list[Outgoing], outbox_rows: list[str],
+                     defer: str | None = None) -> None:
+        """Send the outbox, then delete its rows: at once, or (`defer`: the instance, which is likely to
+        checkpoint again soon) in its next checkpoint's transaction or else by the sweeper."""
         self._flushing.update(outbox_rows)
         try:
             await self.messaging.send(outgoing)
+            if defer is not None and outbox_rows:
+                self._defer_sweep(defer, _Unswept(key, list(outbox_rows), time.monotonic()))
+                return
             await self.history.delete_rows(key, outbox_rows)
-        finally:
+        except BaseException:
             self._flushing.difference_update(outbox_rows)
+            raise
+        self._flushing.difference_update(outbox_rows)
+
+    def _defer_sweep(self, instance_id: str, unswept: _Unswept) -> None:
+        """Outbox rows already sent (kept in `_flushing`, so recovery leaves them alone) to delete later."""
+        held = self._unswept.get(instance_id)
+        if held is not None:
+            unswept = _Unswept(unswept.key, held.rows + [row for row in unswept.rows if row not in held.rows],
+                               min(held.since, unswept.since))
+        self._unswept[instance_id] = unswept
+
+    async def _sweep(self, older_than: float) -> None:
+        """Delete the deferred outbox rows sent more than `older_than` seconds ago (all with 0)."""
+        deadline = time.monotonic() - older_than
+        due, self._sweep_now = self._sweep_now, []
+        for instance_id, unswept in list(self._unswept.items()):
+            if unswept.since <= deadline:
+                due.append(self._unswept.pop(instance_id))
+        results = await asyncio.gather(*(self.history.delete_rows(entry.key, entry.rows) for entry in due),
+                                       return_exceptions=True)
+        for entry, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                self._sweep_now.append(entry)    # the next round tries again
+            else:
+                self._flushing.difference_update(entry.rows)
+        failed = next((result for result in results if isinstance(result, BaseException)), None)
+        if failed is not None:
+            raise failed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self._sweep(OUTBOX_SWEEP_AGE)
+            except Exception as error:  # storage away: the rows wait for the next round
+                log.warning("could not delete sent outbox rows: %s", describe(error))
 
     async def _recover_outbox(self, key: str, sentinel: TableEntity | None, outbox: list[TableEntity]) -> None:
         """Send the last checkpoint's outbox if its writer died before sending it; drop older ones."""
@@ -392,12 +603,33 @@ class AzureStore:
     async def fetch_activities(self, limit: int) -> list[ActivityItem]:
         if not self._hub_ready or limit <= 0:
             return []
-        return await self._reachability.poll(lambda: self.work_items.fetch(limit), "polling the work items") or []
+        every = self.max_queue_polling_interval * STALE_SHARE
+        return await self._reachability.poll(lambda: self.work_items.fetch(limit, every),
+                                             "polling the work items") or []
 
     async def complete_activity(self, item: ActivityItem, result: Message) -> None:
         await self.work_items.complete(item, result)
+
+    async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
+        """Each item as `complete_activity`, all at once: queue messages cannot share a request."""
+        await self.work_items.complete_many(done)
 
     async def release_activity_leases(self) -> None:
         """Work items this process leased become visible again; those a dead process leased come back
         when their lease runs out."""
         await self.messaging.release_items()
+
+
+def _transport() -> AioHttpTransport:
+    """The SDKs' aiohttp transport, reading proxy settings from the environment only when some are set:
+    otherwise aiohttp's `trust_env` costs two thread-pool hops per request (.netrc and proxy lookups),
+    about a third of the client's CPU time per storage call."""
+    return AioHttpTransport(use_env_settings=any(os.environ.get(name) for name in _PROXY_VARIABLES))
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "WS_PROXY", "WSS_PROXY", "ALL_PROXY",
+                    "http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "all_proxy")
+
+
+def _sentinel_etag(state: InstanceState) -> str | None:
+    return state.etag.sentinel if isinstance(state.etag, rows.HubEtag) else None

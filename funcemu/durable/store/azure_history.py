@@ -20,6 +20,7 @@ from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from funcemu.durable.store import azure_rows as rows
+from funcemu.durable.store.azure_batch import submit
 from funcemu.durable.store.azure_blobs import LargeMessages
 from funcemu.durable.store.azure_names import SENTINEL_ROW, odata_string
 from funcemu.durable.store.base import StaleCheckpointError
@@ -42,6 +43,11 @@ class Committed:
     sentinel_etag: str
     event_count: int
     outbox_rows: list[str]
+    swept: bool = False     # the rows to sweep were deleted in the same transaction
+
+
+class _RowsGone(Exception):
+    """A row the transaction was to delete is gone already (nothing was written)."""
 
 
 class HistoryTable:
@@ -78,21 +84,36 @@ class HistoryTable:
 
     async def commit(self, instance_id: str, partition_key: str, etag: rows.HubEtag, execution_id: str,
                      events: list[dict[str, Any]], start: int, outbox: list[list[Any]],
-                     checkpoint_id: str) -> Committed:
+                     checkpoint_id: str, sweep: list[str] | None = None) -> Committed:
         """Append `events` at index `start` and write the outbox, guarded by the sentinel's ETag. The
-        sentinel's `FuncemuOutboxId` becomes `checkpoint_id` (the outbox rows carry it too)."""
+        sentinel's `FuncemuOutboxId` becomes `checkpoint_id` (the outbox rows carry it too). The rows
+        named in `sweep` (outbox rows already sent) are deleted in the same transaction when it is the
+        only one; `swept` says whether they were."""
         entities = [rows.event_entity(event, partition_key, rows.row_key(start + index), execution_id)
                     for index, event in enumerate(events)]
         await asyncio.gather(*(self._offload(entity) for entity in entities))
         outbox_rows = rows.outbox_entities(partition_key, checkpoint_id, outbox) if outbox else []
         chunks = _chunks(entities + outbox_rows)
+        if sweep and (len(chunks) > 1 or len(chunks[0]) + len(sweep) > MAX_ROWS):
+            sweep = None
+        try:
+            return await self._commit_chunks(instance_id, partition_key, etag, execution_id, start + len(events),
+                                             chunks, checkpoint_id, outbox_rows, sweep or [])
+        except _RowsGone:
+            return await self._commit_chunks(instance_id, partition_key, etag, execution_id, start + len(events),
+                                             chunks, checkpoint_id, outbox_rows, [])
+
+    async def _commit_chunks(self, instance_id: str, partition_key: str, etag: rows.HubEtag, execution_id: str,
+                             event_count: int, chunks: list[list[Entity]], checkpoint_id: str,
+                             outbox_rows: list[Entity], sweep: list[str]) -> Committed:
         current = etag.sentinel
         for number, chunk in enumerate(chunks):
             final = number == len(chunks) - 1
-            columns = (rows.final_sentinel_columns(execution_id, start + len(events), checkpoint_id)
+            columns = (rows.final_sentinel_columns(execution_id, event_count, checkpoint_id)
                        if final else _partial_columns(execution_id, current))
-            current = await self._transact(instance_id, partition_key, current, columns, chunk)
-        return Committed(current or "", start + len(events), [row["RowKey"] for row in outbox_rows])
+            current = await self._transact(instance_id, partition_key, current, columns, chunk,
+                                           sweep if number == 0 else [])
+        return Committed(current or "", event_count, [row["RowKey"] for row in outbox_rows], bool(sweep))
 
     async def committed(self, partition_key: str, checkpoint_id: str, outbox: list[list[Any]]) -> Committed | None:
         """What `commit` returned for `checkpoint_id` if that commit was applied (its answer was lost)."""
@@ -119,15 +140,18 @@ class HistoryTable:
         await self._blobs.delete_prefixes([f"{partition_key}/history-"])
 
     async def _transact(self, instance_id: str, partition_key: str, etag: str | None,
-                        columns: dict[str, Any], chunk: list[Entity]) -> str:
+                        columns: dict[str, Any], chunk: list[Entity], sweep: list[str]) -> str:
         sentinel = rows.sentinel_entity(partition_key, **columns)
         first: tuple[Any, ...] = (("create", sentinel) if etag is None else
                                   ("update", sentinel, {"mode": UpdateMode.MERGE, "etag": etag,
                                                         "match_condition": MatchConditions.IfNotModified}))
-        operations = [first, *(("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk)]
+        operations = [first, *(("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk),
+                      *(("delete", {"PartitionKey": partition_key, "RowKey": key}) for key in sweep)]
         try:
-            result = await self.table.submit_transaction(operations)
+            result = await submit(self.table, operations)
         except TableTransactionError as error:
+            if sweep and _code(error) == "ResourceNotFound":
+                raise _RowsGone() from None     # or the sentinel is gone: the retry without them says
             if error.index == 0 and _code(error) in _STALE_CODES:
                 raise StaleCheckpointError(instance_id) from None
             raise
@@ -136,7 +160,7 @@ class HistoryTable:
     async def _delete_batch(self, partition_key: str, keys: list[str]) -> None:
         entities = [{"PartitionKey": partition_key, "RowKey": key} for key in keys]
         try:
-            await self.table.submit_transaction([("delete", entity) for entity in entities])
+            await submit(self.table, [("delete", entity) for entity in entities])
         except (TableTransactionError, ResourceNotFoundError):
             await asyncio.gather(*(self._delete_one(entity) for entity in entities))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
@@ -52,7 +52,8 @@ class InstancesTable:
                 resolved[column] = await self._blobs.download(name)
         return rows.entity_instance(resolved, instance_id)
 
-    async def write(self, state: InstanceState, etag: rows.HubEtag) -> None:
+    async def write(self, state: InstanceState, etag: rows.HubEtag, *, only_new: bool = False) -> bool:
+        """Replace the row; with `only_new`, insert it only if there is none. Whether it was written."""
         entity = rows.instance_entity(state, self._hub, etag)
         for column in _BLOB_COLUMNS:
             value = entity.get(column)
@@ -60,7 +61,14 @@ class InstancesTable:
                 name = f"{entity['PartitionKey']}/instance-{state.execution_id}-{column}.json.gz"
                 await self._blobs.upload(name, value)
                 entity[column] = self._blobs.url_for(name)
-        await self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        if not only_new:
+            await self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            return True
+        try:
+            await self.table.create_entity(entity)
+        except ResourceExistsError:
+            return False
+        return True
 
     async def delete(self, instance_id: str) -> bool:
         """Delete the row; whether it existed."""

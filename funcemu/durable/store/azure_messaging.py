@@ -2,7 +2,10 @@
 
 Sends keep their order within a queue (one at a time per queue, queues in parallel), so the order key
 of a message follows the caller's send order. Received control messages wait in the `Inbox` until a
-checkpoint consumes them; leases are renewed in the background while they are held.
+checkpoint consumes them; leases are renewed in the background while they are held. A process that
+dispatches orchestrations keeps what it sends itself: a control message or work item is sent with the
+lease as its visibility timeout and filed as if received (no receive request), up to HOLD_LIMIT held
+messages and PREFETCH_LIMIT waiting work items; past those, sends are visible to every process.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +27,9 @@ from funcemu.durable.store.memory import fired_timer_id
 
 log = logging.getLogger("funcemu.durable")
 _CONCURRENCY = 32
+MINE_LIMIT = 20_000     # ids of messages this process sent that it remembers
+PREFETCH_LIMIT = 32     # work items this process sends leased to itself, waiting for its activity loop
+HOLD_LIMIT = 64         # control messages held (leased, not yet consumed) below which own sends are kept
 
 
 @dataclass
@@ -48,6 +55,19 @@ class Messaging:
         self.watermark: datetime | None = None  # `now` of the latest ready_instances
         self.dirty: set[str] = set()            # control queues sent to since their last poll
         self._polled: dict[str, float] = {}     # control queue -> monotonic time of its last poll
+        self.items_dirty = True                 # the work-item queue may hold items we have not seen
+        self.items_polled = float("-inf")       # monotonic time of its last receive
+        self.foreign_seen = float("-inf")       # monotonic time a message this process did not send came
+        self._mine: OrderedDict[str, None] = OrderedDict()
+        # Work items this process sent invisible, leased to itself as a receive would have leased them,
+        # for its own activity loop: no receive needed. Only once this process fetches work items at all.
+        self.prefetched: OrderedDict[str, Held] = OrderedDict()
+        self.prefetching = False
+        self._prefetch_slots = 0                # sends under way that will go to `prefetched`
+        # Likewise control messages this process sends, while it holds few: they go to the queue invisible
+        # and into the inbox as if received. Only once this process dispatches orchestrations.
+        self.holding = False
+        self._hold_slots = 0
         self._limit = asyncio.Semaphore(_CONCURRENCY)
 
     def clear(self) -> None:
@@ -56,6 +76,9 @@ class Messaging:
         self.watermark = None
         self.dirty.clear()
         self._polled.clear()
+        self.items_dirty, self.items_polled = True, float("-inf")
+        self._mine.clear()
+        self.prefetched.clear()
 
     def lease_end(self) -> float:
         return time.monotonic() + self.queues.lease
@@ -79,20 +102,65 @@ class Messaging:
         for entry in entries:
             if entry.sent:
                 continue
+            if entry.queue == self.queues.names.workitems_queue:
+                await self._send_item(entry)
+                continue
             visible = envelopes.visible_time(entry.envelope)
             delay = delay_seconds(visible)
-            sent = await self.queues.send(entry.queue, entry.body, delay)
+            keep = not delay and self.holding and len(self.inbox.held) + self._hold_slots < HOLD_LIMIT
+            self._hold_slots += keep
+            try:
+                sent = await self.queues.send(entry.queue, entry.body, self.queues.lease if keep else delay)
+            finally:
+                self._hold_slots -= keep
             entry.sent = True
-            if entry.queue == self.queues.names.workitems_queue:
-                continue
-            self.dirty.add(entry.queue)
+            self._note_mine(str(sent.id))
             held = Held(entry.queue, str(sent.id), str(sent.pop_receipt),
                         envelopes.order_key(entry.envelope, sent.inserted_on),
+                        self.lease_end() if keep else 0.0,
                         message=envelopes.to_message(entry.envelope, str(sent.id)), blob=entry.blob)
+            if keep:
+                self.inbox.remember(held)    # leased to us by the send itself: no receive needed
+                continue
+            self.dirty.add(entry.queue)
             if delay:
                 self.inbox.remember(held)    # delayed: kept so a clock ahead of real time can fetch it
             elif visible is not None:
                 self.inbox.timers[held.message_id] = visible
+
+    async def _send_item(self, entry: Outgoing) -> None:
+        """Send a work item; while few wait in `prefetched`, invisible and kept there."""
+        keep = self.prefetching and len(self.prefetched) + self._prefetch_slots < PREFETCH_LIMIT
+        self._prefetch_slots += keep
+        try:
+            sent = await self.queues.send(entry.queue, entry.body, self.queues.lease if keep else 0)
+        finally:
+            self._prefetch_slots -= keep
+        entry.sent = True
+        self._note_mine(str(sent.id))
+        if not keep:
+            self.items_dirty = True
+            return
+        item = envelopes.to_activity(entry.envelope, str(sent.id), 1)
+        self.prefetched[str(sent.id)] = Held(entry.queue, str(sent.id), str(sent.pop_receipt),
+                                             envelopes.order_key(entry.envelope, sent.inserted_on),
+                                             self.lease_end(), item=item, blob=entry.blob)
+
+    def _note_mine(self, message_id: str) -> None:
+        self._mine[message_id] = None
+        if len(self._mine) > MINE_LIMIT:
+            self._mine.popitem(last=False)
+
+    def take_prefetched(self, limit: int) -> tuple[list[Held], list[Held]]:
+        """Up to `limit` prefetched items, oldest first, and those whose lease ran half out meanwhile
+        (to be given back to the queue: their lease is not renewed while they wait here)."""
+        taken: list[Held] = []
+        late: list[Held] = []
+        deadline = time.monotonic() + self.queues.lease / 2
+        while self.prefetched and len(taken) < limit:
+            _, held = self.prefetched.popitem(last=False)
+            (taken if held.lease_until > deadline else late).append(held)
+        return taken, late
 
     # receiving
 
@@ -128,6 +196,7 @@ class Messaging:
             known.pop_receipt, known.lease_until = str(raw.pop_receipt), self.lease_end()
             self.inbox.remember(known)
             return
+        self.note_sender(raw.id)
         message = envelopes.to_message(received.envelope, raw.id)
         held = Held(queue, raw.id, str(raw.pop_receipt), envelopes.order_key(received.envelope, raw.inserted_on),
                     self.lease_end(), message=message, blob=received.blob)
@@ -184,6 +253,10 @@ class Messaging:
         items = [entry for entry in self.leased.values() if entry.item and entry.item.instance_id == instance_id]
         for entry in items:
             del self.leased[entry.message_id]
+        waiting = [entry for entry in self.prefetched.values() if entry.item and entry.item.instance_id == instance_id]
+        for entry in waiting:
+            del self.prefetched[entry.message_id]
+        items += waiting
         await self.delete_all(held + items)
 
     async def delete_all(self, held: list[Held]) -> None:
@@ -194,19 +267,27 @@ class Messaging:
 
     # work items
 
+    def note_sender(self, message_id: str) -> None:
+        """Note a received message that another process sent (it shares the hub with us)."""
+        if message_id not in self._mine:
+            self.foreign_seen = time.monotonic()
+
     def held_item(self, received: Received) -> Held:
         raw = received.raw
+        self.note_sender(raw.id)
         item = envelopes.to_activity(received.envelope, raw.id, int(raw.dequeue_count or 1))
         return Held(self.queues.names.workitems_queue, raw.id, str(raw.pop_receipt),
                     envelopes.order_key(received.envelope, raw.inserted_on), self.lease_end(),
                     item=item, blob=received.blob)
 
     async def release_items(self) -> None:
-        held, self.leased = list(self.leased.values()), {}
+        held, self.leased = [*self.leased.values(), *self.prefetched.values()], {}
+        self.prefetched.clear()
+        self.items_dirty = True
         await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held))
 
     async def release_all(self) -> None:
-        held = [*self.inbox.held.values(), *self.leased.values()]
+        held = [*self.inbox.held.values(), *self.leased.values(), *self.prefetched.values()]
         await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
 
     # leases

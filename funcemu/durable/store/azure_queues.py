@@ -28,6 +28,7 @@ from funcemu.durable.store.memory import is_visible
 
 MAX_VISIBILITY = 7 * 24 * 3600 - 60   # the queue service caps visibility timeouts at 7 days
 DRAIN_LIMIT = 5000                     # messages read from one queue per poll
+PAGE_SIZE = 32                         # the most one Get Messages request returns
 _GONE = {"MessageNotFound", "PopReceiptMismatch", "QueueNotFound"}
 
 
@@ -96,14 +97,20 @@ class HubQueues:
         return sent
 
     async def receive(self, queue: str, limit: int | None) -> list[Received]:
-        """Up to `limit` visible messages (all, up to DRAIN_LIMIT, when None), leased for the lease time."""
+        """Up to `limit` visible messages (all, up to DRAIN_LIMIT, when None), leased for the lease time.
+        Reads pages of 32 until one comes back short (the SDK's pager would read until one is empty: a
+        second request after nearly every receive)."""
         count = min(limit or DRAIN_LIMIT, DRAIN_LIMIT)
+        per_page = min(PAGE_SIZE, count)
         pager = self._clients[queue].receive_messages(
-            messages_per_page=min(32, count), visibility_timeout=self.lease, max_messages=count)
+            messages_per_page=per_page, visibility_timeout=self.lease, max_messages=count)
         raws: list[QueueMessage] = []
         try:
-            async for raw in pager:
-                raws.append(raw)
+            async for page in pager.by_page():
+                before = len(raws)
+                raws.extend([raw async for raw in page])
+                if len(raws) - before < per_page:
+                    break
         except ResourceNotFoundError:
             return []
         except Exception:

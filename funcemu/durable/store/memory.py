@@ -49,6 +49,10 @@ class _Instance:
 class MemoryStore:
     """A task hub that lives as long as the process (see the module docstring for the indexes)."""
 
+    # the history returned by get_history changes only through this store's checkpoint calls, so the engine
+    # may keep the history it checkpointed last (keyed by etag) instead of reading it again
+    reusable_history: bool = True
+
     def __init__(self) -> None:
         self._clear()
 
@@ -159,6 +163,13 @@ class MemoryStore:
 
     async def complete_activity(self, item: ActivityItem, result: Message) -> None:
         """A completion for an item that no longer exists (purged, replaced) sends nothing."""
+        self._complete(item, result)
+
+    async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
+        for item, result in done:
+            self._complete(item, result)
+
+    def _complete(self, item: ActivityItem, result: Message) -> None:
         item_id = int(item.item_id)
         stored = self._leased.pop(item_id, None) or self._available.pop(item_id, None)
         if stored is None:
