@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import os
+import random
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,27 @@ from funcemu.console import current_function
 # The executor log reason of HTTP calls and of `POST /admin/functions/{name}` (functions-host.md §4.6).
 HOST_API_REASON = "This function was programmatically called via the host APIs."
 current_invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("invocation", default=None)
+
+# Invocation and trace ids need to be unique, not unpredictable: a generator of our own (seeded once from
+# os.urandom) instead of uuid4, whose os.urandom call releases the GIL to the thread pool on every call,
+# and never the `random` module's, which an app may seed.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)  # a forked child must not repeat its parent's ids
+_VERSION_4 = ~(0xF000 << 64) & ~(0xC000 << 48) & ((1 << 128) - 1)
+_VERSION_4_BITS = (4 << 76) | (0x8000 << 48)
+
+
+def new_invocation_id() -> str:
+    """A random id in uuid4's text form (version 4, RFC 4122 variant)."""
+    text = f"{_ids.getrandbits(128) & _VERSION_4 | _VERSION_4_BITS:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@functools.lru_cache(maxsize=1024)
+def function_logger(name: str) -> logging.Logger:
+    """The `Function.<name>` logger the host logs each invocation to."""
+    return logging.getLogger(f"Function.{name}")
 
 
 class Out(func.Out):  # type: ignore[type-arg]
@@ -58,7 +80,8 @@ class Context(func.Context):
 
     def __init__(self, invocation_id: str, spec: FunctionSpec, retry: RetryContext | None = None) -> None:
         self._invocation_id, self._spec = invocation_id, spec
-        self._trace = TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+        trace_id, span_id = (new_invocation_id().replace("-", "") for _ in range(2))  # as uuid4().hex
+        self._trace = TraceContext(f"00-{trace_id}-{span_id[:16]}-01")
         self._retry = retry or RetryContext()
         self._thread_local = threading.local()  # `.invocation_id` is set in the thread that runs the call
 
@@ -130,8 +153,8 @@ class Invoker:
         `after` runs once the function succeeded and before `Executed '...'` is logged: converting the
         return value and writing the outputs belong to the invocation, so their failure fails it.
         """
-        invocation_id = str(uuid.uuid4())
-        logger = logging.getLogger(f"Function.{spec.name}")
+        invocation_id = new_invocation_id()
+        logger = function_logger(spec.name)
         if log_calls:
             logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
         started = time.perf_counter()

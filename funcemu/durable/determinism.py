@@ -30,7 +30,7 @@ import sysconfig
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import CodeType, FrameType, FunctionType
 from typing import Any
 
@@ -78,13 +78,19 @@ def forget_warnings() -> None:
     _warned.clear()
 
 
-@contextmanager
-def watch(orchestrator: str, handler: Callable[..., Any], *, replaying: bool) -> Iterator[None]:
+_NOT_WATCHING: AbstractContextManager[None] = nullcontext()  # stateless, so one serves every episode
+
+
+def watch(orchestrator: str, handler: Callable[..., Any], *, replaying: bool) -> AbstractContextManager[None]:
     """Around one handler call: warn if `orchestrator` calls a non-deterministic API while replaying.
     `replaying` is whether the episode has history from earlier episodes (else nothing replays)."""
     if not replaying or orchestrator.lower() in _warned or not suspect(handler) or not _sampled(orchestrator):
-        yield
-        return
+        return _NOT_WATCHING
+    return _watching(orchestrator)
+
+
+@contextmanager
+def _watching(orchestrator: str) -> Iterator[None]:
     previous = sys.getprofile()
     sys.setprofile(_Watcher(orchestrator, previous))
     try:

@@ -11,15 +11,17 @@ import dataclasses
 import itertools
 import logging
 import time
-import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from funcemu.durable import history as h
 from funcemu.durable.history import EventType
-from funcemu.durable.orchestrator import Episode, Failure, run_episode
+from funcemu.durable.orchestrator import Episode, Failure, PlayedText, run_episode
 from funcemu.durable.outcomes import apply_decisions, complete_execution, parent_instance
 from funcemu.durable.store.base import Checkpoint, InstanceState, Message, RuntimeStatus, StaleCheckpointError
+from funcemu.invoke import function_logger, new_invocation_id
 
 if TYPE_CHECKING:
     from funcemu.durable.engine import Engine
@@ -29,9 +31,73 @@ STALE_RETRIES = 5
 CONTROL_EVENTS = {EventType.ExecutionSuspended, EventType.ExecutionResumed, EventType.ExecutionTerminated}
 
 
+# Bounds of the history cache (least recently used first out): ~10 MB for 1,024 short histories, a
+# fan-out of 10,000 (20,000 events) still fits; beyond, instances are read from the store as before.
+CACHED_INSTANCES = 1024
+CACHED_EVENTS = 25_000
+
+
+@dataclass
+class _Known:
+    """An instance's history as its last checkpoint in this process left it, and the played JSON of it."""
+
+    etag: Any
+    execution_id: str
+    history: list[dict[str, Any]]  # never mutated: each checkpoint makes a new list
+    text: PlayedText
+
+
+class _Histories:
+    """The history each instance's last checkpoint left, for stores that declare it may be reused
+    (`reusable_history`): when the instance's etag is still the one that checkpoint returned, nothing
+    else wrote the instance, so its history is the cached one (no read, no parsing), and the played
+    JSON of it (the bulk of the handler's document) is extended rather than re-encoded.
+    Least recently used entries go first once either bound is reached."""
+
+    def __init__(self, max_instances: int = CACHED_INSTANCES, max_events: int = CACHED_EVENTS) -> None:
+        self.max_instances, self.max_events = max_instances, max_events
+        self._entries: OrderedDict[str, _Known] = OrderedDict()
+        self._events = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, state: InstanceState) -> _Known | None:
+        known = self._entries.get(state.instance_id)
+        if known is None or known.etag != state.etag or known.execution_id != state.execution_id:
+            return None
+        self._entries.move_to_end(state.instance_id)
+        return known
+
+    def text_for(self, instance_id: str, history: list[dict[str, Any]]) -> PlayedText:
+        """The played text kept with `history` (the very list), else a new one."""
+        known = self._entries.get(instance_id)
+        return known.text if known is not None and known.history is history else PlayedText()
+
+    def put(self, instance_id: str, known: _Known) -> None:
+        self.drop(instance_id)
+        if known.etag is None or len(known.history) > self.max_events:
+            return
+        self._entries[instance_id] = known
+        self._events += len(known.history)
+        while len(self._entries) > self.max_instances or self._events > self.max_events:
+            _, oldest = self._entries.popitem(last=False)
+            self._events -= len(oldest.history)
+
+    def drop(self, instance_id: str) -> None:
+        known = self._entries.pop(instance_id, None)
+        if known is not None:
+            self._events -= len(known.history)
+
+
 class Episodes:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.histories = _Histories()
+
+    @property
+    def _reusable(self) -> bool:
+        return bool(getattr(self.engine.store, "reusable_history", False))
 
     async def run(self, instance_id: str) -> None:
         for _ in range(STALE_RETRIES):
@@ -68,6 +134,9 @@ class Episodes:
             return _state_from_start(instance_id, start, state, self.engine.now()), []
         if state is None:
             return None, []
+        known = self.histories.get(state) if self._reusable else None
+        if known is not None:
+            return state, known.history
         return state, await self.engine.store.get_history(instance_id)
 
     async def _apply(self, state: InstanceState, past: list[dict[str, Any]], messages: list[Message],
@@ -75,19 +144,37 @@ class Episodes:
         fresh = _without_redeliveries(past, [m for m in messages if m.execution_id in (None, state.execution_id)])
         new_events = [h.orchestrator_started(now)] + [_delivered(m.event, now) for m in fresh]
         cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=_copy(state, now), consumed=messages)
+        text = self.histories.text_for(state.instance_id, past)
         if state.runtime_status.is_terminal:
             cp.new_events = []  # late messages for a finished instance are dropped
         elif any(e["EventType"] == EventType.ExecutionTerminated for e in new_events):
             self._terminate(cp, past, new_events, now)
         else:
-            status = _status_after_controls(state.runtime_status, new_events)
+            status, control = _status_after_controls(state.runtime_status, new_events)
             cp.state.runtime_status = status
+            if control is not None:  # Azure Storage shows the suspend/resume reason until a completion
+                cp.state.output = control.get("Reason")
             if status == RuntimeStatus.Suspended:
                 cp.new_events = new_events + [h.orchestrator_completed(now)]
             else:
-                self._run_code(cp, state, past, new_events, now)
+                self._run_code(cp, state, past, new_events, now, text)
         cp.replace_history = cp.replace_history or not past
-        await self._commit(cp)
+        try:
+            await self._commit(cp)
+        except BaseException:
+            self.histories.drop(state.instance_id)
+            raise
+        self._remember(cp, past, text)
+
+    def _remember(self, cp: Checkpoint, past: list[dict[str, Any]], text: PlayedText) -> None:
+        """Keep the history this checkpoint left (see _Histories), while the execution goes on."""
+        status = cp.state.runtime_status
+        if not self._reusable or status.is_terminal or status == RuntimeStatus.ContinuedAsNew:
+            self.histories.drop(cp.instance_id)
+            return
+        history = list(cp.new_events) if cp.replace_history else past + cp.new_events
+        played = PlayedText() if cp.replace_history else text
+        self.histories.put(cp.instance_id, _Known(cp.state.etag, cp.state.execution_id, history, played))
 
     def _terminate(self, cp: Checkpoint, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
                    now: datetime) -> None:
@@ -102,9 +189,9 @@ class Episodes:
                  cp.state.name, reason)
 
     def _run_code(self, cp: Checkpoint, state: InstanceState, past: list[dict[str, Any]],
-                  new_events: list[dict[str, Any]], now: datetime) -> None:
+                  new_events: list[dict[str, Any]], now: datetime, text: PlayedText | None = None) -> None:
         parent = parent_instance(past, new_events)
-        episode = self._episode(state, past, new_events, parent, now)
+        episode = self._episode(state, past, new_events, parent, now, text)
         events = list(new_events)
         apply_decisions(self.engine, cp, state, episode, events, now)
         continued = complete_execution(cp, state, parent, episode, events, now)
@@ -119,17 +206,17 @@ class Episodes:
             cp.state.runtime_status = RuntimeStatus.Running
 
     def _episode(self, state: InstanceState, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
-                 parent: dict[str, Any] | None, now: datetime) -> Episode:
+                 parent: dict[str, Any] | None, now: datetime, text: PlayedText | None = None) -> Episode:
         spec = self.engine.registry.orchestrator(state.name)
-        logger = logging.getLogger(f"Function.{state.name}")
-        invocation = str(uuid.uuid4())
+        logger = function_logger(state.name)
+        invocation = new_invocation_id()
         logger.info("Executing 'Functions.%s' (Reason='(null)', Id=%s)", state.name, invocation)
         started = time.perf_counter()
         if spec is None:
             episode = _failed_episode(state.name, self.engine.registry.unknown_orchestrator_message(state.name))
         else:
             episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
-                                  new=new_events, now=now,
+                                  new=new_events, now=now, played_text=text,
                                   parent_instance_id=parent["OrchestrationInstance"]["InstanceId"] if parent else None)
         millis = int((time.perf_counter() - started) * 1000)
         outcome = "Failed" if episode.failure else "Succeeded"
@@ -149,6 +236,7 @@ class Episodes:
         """Neutralize the failure in the history, reset to Pending and replay (Azure Storage's rewind)."""
         from funcemu.durable.rewind import rewound_history
 
+        self.histories.drop(state.instance_id)
         history = await self.engine.store.get_history(state.instance_id)
         now = self.engine.now()
         events, children = rewound_history(history)
@@ -157,7 +245,7 @@ class Episodes:
             if child is not None and child.runtime_status == RuntimeStatus.Failed:
                 await self.rewind(child, reason)
         new_state = _copy(state, now)
-        new_state.runtime_status, new_state.output = RuntimeStatus.Pending, None
+        new_state.runtime_status = RuntimeStatus.Pending  # a Merge of status and time: the output stays
         cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=new_state, new_events=events,
                         replace_history=True,
                         messages=[Message(state.instance_id, h.generic_event(now, reason), state.execution_id)])
@@ -188,13 +276,16 @@ def _delivered(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     return event
 
 
-def _status_after_controls(status: RuntimeStatus, events: list[dict[str, Any]]) -> RuntimeStatus:
+def _status_after_controls(status: RuntimeStatus,
+                           events: list[dict[str, Any]]) -> tuple[RuntimeStatus, dict[str, Any] | None]:
+    """The status after the suspend/resume events, and the last of them that took effect."""
+    control = None
     for event in events:
         if event["EventType"] == EventType.ExecutionSuspended and not status.is_terminal:
-            status = RuntimeStatus.Suspended
+            status, control = RuntimeStatus.Suspended, event
         elif event["EventType"] == EventType.ExecutionResumed and status == RuntimeStatus.Suspended:
-            status = RuntimeStatus.Running
-    return status
+            status, control = RuntimeStatus.Running, event
+    return status, control
 
 
 def _failed_episode(name: str, message: str) -> Episode:
@@ -214,12 +305,14 @@ def outstanding_timers(*histories: list[dict[str, Any]]) -> list[int]:
 _COMPLETIONS = {EventType.TaskCompleted: "TaskScheduledId", EventType.TaskFailed: "TaskScheduledId",
                 EventType.SubOrchestrationInstanceCompleted: "TaskScheduledId",
                 EventType.SubOrchestrationInstanceFailed: "TaskScheduledId", EventType.TimerFired: "TimerId"}
+_COMPLETION_KEYS = {int(kind): key for kind, key in _COMPLETIONS.items()}  # int keys: faster lookups
 
 
 def _without_redeliveries(past: list[dict[str, Any]], messages: list[Message]) -> list[Message]:
     """Drop a second completion of the same task or timer: stores deliver at least once, so a message
     consumed by an episode whose process died before deleting it can arrive again."""
-    done = {e[_COMPLETIONS[e["EventType"]]] for e in past if e["EventType"] in _COMPLETIONS}
+    keys = _COMPLETION_KEYS
+    done = {e[keys[kind]] for e in past if (kind := e["EventType"]) in keys}
     kept = []
     for message in messages:
         key = _COMPLETIONS.get(message.event["EventType"])

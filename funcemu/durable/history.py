@@ -7,6 +7,7 @@ ending in `Z`. The engine and the tests build events only through these construc
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,15 +41,28 @@ class EventType(enum.IntEnum):
 
 def format_time(value: datetime) -> str:
     """Newtonsoft round-trip format: up to 7 fractional digits, trailing zeros trimmed, `Z`."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += "." + f"{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    global _last_formatted
+    last = _last_formatted
+    if last[0] is value:  # an episode formats its `now` several times
+        return last[1]
+    utc = value
+    if utc.tzinfo is not timezone.utc:
+        if utc.tzinfo is None:
+            utc = utc.replace(tzinfo=timezone.utc)
+        utc = utc.astimezone(timezone.utc)
+    # isoformat pads years below 1000 where strftime does not: keep strftime's text for those.
+    text = utc.isoformat()[:19] if utc.year >= 1000 else utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += "." + f"{utc.microsecond:06d}".rstrip("0")
+    text += "Z"
+    _last_formatted = (value, text)
+    return text
 
 
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
+@functools.lru_cache(maxsize=8192)
 def parse_time(text: str) -> datetime:
     """Parse an ISO-8601 time (`Z` or offset, up to 7 fractional digits) to an aware UTC datetime."""
     value = text.strip()

@@ -77,14 +77,43 @@ class _Result:
     stack: str = ""
 
 
+class PlayedText:
+    """The JSON text of a history prefix as the handler receives it (§2.1: every event but
+    OrchestratorStarted marked played), encoded once per event and extended as the history grows.
+
+    The owner keeps one per history list and extends it only with that list: the events it already
+    covers must not change (a history is append-only within an execution)."""
+
+    __slots__ = ("count", "chunks", "tail", "tail_key")
+
+    def __init__(self) -> None:
+        self.count = 0  # how many events of the history are encoded
+        self.chunks: list[str] = []  # their JSON texts, without the list's brackets
+        self.tail = ""  # the document after the history, for the fields in tail_key
+        self.tail_key: tuple[Any, ...] | None = None
+
+    def extend(self, events: list[Event]) -> None:
+        if len(events) < self.count:  # not the history it was built for: start over
+            self.count, self.chunks = 0, []
+        if len(events) > self.count:
+            self.chunks.append(json.dumps(played(events[self.count:]))[1:-1])
+            self.count = len(events)
+
+
 def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, past: list[Event],
-                new: list[Event], parent_instance_id: str | None = None, now: datetime) -> Episode:
+                new: list[Event], parent_instance_id: str | None = None, now: datetime,
+                played_text: PlayedText | None = None) -> Episode:
     """Run one episode of orchestrator `name`. `past` is every event of the current execution from
-    earlier episodes; `new` starts with OrchestratorStarted(now)."""
-    history = played(past) + list(new)
-    started = _execution_started(history)
+    earlier episodes; `new` starts with OrchestratorStarted(now). `played_text`, when given, holds the
+    played JSON of a prefix of `past` (see PlayedText); it is extended to all of `past`."""
+    history = past + new
+    started, replaying = _started_event(past, new)
+    if played_text is None:
+        played_text = PlayedText()
+    played_text.extend(past)
+    document = _document(played_text, new, instance_id, parent_instance_id, started, replaying)
     with determinism.watch(name, handler, replaying=bool(past)):
-        result = _invoke(handler, context_document(history, instance_id, parent_instance_id, started))
+        result = _invoke(handler, document)
     actions = result.state.get("actions") or []
     steps, layout_error = _steps(result.state)
     if layout_error and not result.error:
@@ -103,19 +132,50 @@ def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, p
 
 def context_document(history: list[Event], instance_id: str, parent_instance_id: str | None,
                      started: Event) -> str:
-    """The JSON the handler receives (§2.1)."""
-    return json.dumps({
-        "history": history,
+    """The JSON the handler receives (§2.1), from the whole history as the handler sees it (earlier
+    events already marked played). `run_episode` builds the same text incrementally (`_document`)."""
+    return json.dumps({"history": history, **_document_fields(instance_id, parent_instance_id, started,
+                                                                bool(started.get("IsPlayed")))})
+
+
+_HISTORY_OPEN = '{"history": ['
+
+
+def _document(played_text: PlayedText, new: list[Event], instance_id: str, parent_instance_id: str | None,
+              started: Event, replaying: bool) -> str:
+    """`context_document` of played(past) + new, from the played text of `past`: the same bytes."""
+    key = (instance_id, parent_instance_id, started.get("Input"), replaying)
+    if played_text.tail_key != key:  # the rest of the document only changes with these
+        fields = _document_fields(instance_id, parent_instance_id, started, replaying)
+        played_text.tail = json.dumps({"history": [], **fields})[len(_HISTORY_OPEN):]
+        played_text.tail_key = key
+    chunks = (played_text.chunks + [json.dumps(new)[1:-1]]) if new else played_text.chunks
+    return _HISTORY_OPEN + ", ".join(chunks) + played_text.tail
+
+
+def _document_fields(instance_id: str, parent_instance_id: str | None, started: Event,
+                     replaying: bool) -> dict[str, Any]:
+    return {
         "input": _parsed_input(started.get("Input")),
         "instanceId": instance_id,
-        "isReplaying": bool(started.get("IsPlayed")),
+        "isReplaying": replaying,
         "parentInstanceId": parent_instance_id,
         "upperSchemaVersion": 1,
         "upperSchemaVersionNew": 2,
         "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
         "maximumShortTimerDuration": MAXIMUM_SHORT_TIMER,
         "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
-    })
+    }
+
+
+def _started_event(past: list[Event], new: list[Event]) -> tuple[Event, bool]:
+    """The execution's ExecutionStarted, and the handler's isReplaying: its IsPlayed as the handler
+    sees it (always set once it is in `past`)."""
+    for event in past:
+        if event["EventType"] == EventType.ExecutionStarted:
+            return event, True
+    started = _execution_started(new)
+    return started, bool(started.get("IsPlayed"))
 
 
 def _next_sequence_id(history: list[Event]) -> int:

@@ -175,6 +175,13 @@ _SCHEDULING: dict[EventType, OpKind] = {
 }
 
 
+_SCHEDULING_KINDS: dict[int, OpKind] = {int(kind): op_kind for kind, op_kind in _SCHEDULING.items()}
+_ORCHESTRATOR_STARTED = int(EventType.OrchestratorStarted)
+_EXECUTION_RESUMED = int(EventType.ExecutionResumed)
+_EXECUTION_TERMINATED = int(EventType.ExecutionTerminated)
+_EVENT_SENT = int(EventType.EventSent)
+
+
 def _history_label(event: Event) -> str | None:
     kind = EventType(event["EventType"])
     if kind == EventType.TimerCreated:
@@ -198,9 +205,10 @@ def simulate(steps: list[Step], history: list[Event], *, orchestrator: str, inst
     `history` (the whole current execution, in order) as the host would."""
     shim = _Shim(steps, history, orchestrator=orchestrator, instance_id=instance_id,
                  execution_id=execution_id)
+    feed = shim.feed
     try:
         for event in history:
-            shim.feed(event)
+            feed(event)
     except _Mismatch as mismatch:
         return Replay([], False, shim.next_id, nondeterminism=str(mismatch))
     new = sorted(shim.pending.values(), key=lambda op: op.id)
@@ -214,32 +222,50 @@ class _Shim:
                  instance_id: str, execution_id: str) -> None:
         self.steps, self.cursor, self.finished = steps, 0, False
         self.orchestrator, self.instance_id, self.execution_id = orchestrator, instance_id, execution_id
-        self.now = parse_time(history[0]["Timestamp"]) if history else datetime.min
+        self.history = history
+        self.now_text: str | None = history[0]["Timestamp"] if history else None  # parsed when needed
         self.next_id = 0
         self.pending: dict[int, Op] = {}  # created, no history event seen yet
         self.open: dict[int, Node] = {}  # waiting for a completion event
         self.waiters: dict[str, list[Node]] = {}  # per event name, a stack (the newest waiter wins)
         self.buffered: Counter[str] = Counter()  # events raised before anyone waited
-        self.sent = {e["EventId"]: _request_of(e) for e in history if e["EventType"] == EventType.EventSent}
+        self._sent: dict[int, dict[str, Any]] | None = None
         self.last_sent: dict[str, str] = {}
         self.canceled: list[int] = []
         self.continue_as_new: str | None = None
         self.suspended = False
         self.held: list[Event] = []
 
+    @property
+    def now(self) -> datetime:
+        """The time of the current episode (its OrchestratorStarted)."""
+        return datetime.min if self.now_text is None else parse_time(self.now_text)
+
+    @property
+    def sent(self) -> dict[int, dict[str, Any]]:
+        """The RequestMessage of every EventSent in the history, by EventId."""
+        if self._sent is None:
+            self._sent = {e["EventId"]: _request_of(e) for e in self.history if e["EventType"] == _EVENT_SENT}
+        return self._sent
+
     # -- history ---------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
         kind = event["EventType"]
-        if kind == EventType.OrchestratorStarted:
-            self.now = parse_time(event["Timestamp"])
-        elif self.suspended and kind not in (EventType.ExecutionResumed, EventType.ExecutionTerminated):
+        if kind == _ORCHESTRATOR_STARTED:
+            self.now_text = event["Timestamp"]
+        elif self.suspended and kind != _EXECUTION_RESUMED and kind != _EXECUTION_TERMINATED:
             self.held.append(event)  # DTFx holds events back while suspended (§2.14)
-        elif kind in _EVENT_HANDLERS:
-            _EVENT_HANDLERS[kind](self, event)
+        else:
+            handler = _EVENT_HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, event)
 
     def match(self, event: Event) -> None:
         op = self.pending.pop(event["EventId"], None)
+        if op is not None and op.kind == _SCHEDULING_KINDS.get(event["EventType"]) and (
+                op.kind == "timer" or (op.kind != "event_sent" and op.name == event.get("Name"))):
+            return  # the common case, decided without building the labels nondeterminism() compares
         message = nondeterminism(self.orchestrator, event, op)
         if message:
             raise _Mismatch(message)
@@ -461,7 +487,7 @@ _STARTERS: dict[int, Callable[[_Shim, Action], Node | None]] = {
     9: _signal_entity, 11: _when_any, 12: _when_all,
 }
 
-_EVENT_HANDLERS: dict[int, Callable[[_Shim, Event], None]] = {
+_EVENT_HANDLERS: dict[int, Callable[[_Shim, Event], None]] = {int(kind): handler for kind, handler in {
     EventType.ExecutionStarted: lambda shim, _: shim.advance(),
     EventType.TaskScheduled: _Shim.match,
     EventType.TimerCreated: _Shim.match,
@@ -475,4 +501,4 @@ _EVENT_HANDLERS: dict[int, Callable[[_Shim, Event], None]] = {
     EventType.EventRaised: lambda shim, e: shim.raise_event(e.get("Name") or ""),
     EventType.ExecutionSuspended: lambda shim, _: setattr(shim, "suspended", True),
     EventType.ExecutionResumed: lambda shim, _: shim.resume(),
-}
+}.items()}

@@ -362,7 +362,7 @@ def test_suspend_and_resume_with_every_status_code(durable_host: HostProcess) ->
     assert not_suspended.status == 500
     assert not_suspended.json()["ExceptionType"] == "System.InvalidOperationException"
     assert operate(durable_host, instance_id, "suspend", "?reason=hold").status == 202
-    wait_status(durable_host, instance_id, "Suspended")
+    assert wait_status(durable_host, instance_id, "Suspended")["output"] == "hold"
     twice = operate(durable_host, instance_id, "suspend")
     assert twice.status == 500
     assert twice.json()["Message"] == "Something went wrong while processing your request"
@@ -376,6 +376,21 @@ def test_suspend_and_resume_with_every_status_code(durable_host: HostProcess) ->
     assert done["runtimeStatus"] == "Completed" and done["output"] == {"approved": '"yes"'}
     assert operate(durable_host, instance_id, "suspend").status == 410
     assert operate(durable_host, instance_id, "resume").status == 410
+
+
+def test_the_suspend_and_resume_reasons_show_as_output_until_it_completes(durable_host: HostProcess) -> None:
+    """Azure Storage writes the reason into the status row's Output (durable-protocol.md §2.14)."""
+    instance_id = waiting(durable_host)
+    operate(durable_host, instance_id, "suspend", "?reason=on%20hold")
+    suspended = wait_status(durable_host, instance_id, "Suspended")
+    operate(durable_host, instance_id, "resume", "?reason=go%20on")
+    resumed = wait_status(durable_host, instance_id, "Running")
+    raise_event(durable_host, instance_id, "Approval", "yes")
+    done = wait_status(durable_host, instance_id)
+
+    assert suspended["output"] == "on hold"
+    assert resumed["output"] == "go on"
+    assert done["output"] == {"approved": '"yes"'}
 
 
 # ---------------------------------------------------------------------------- rewind
@@ -393,9 +408,12 @@ def test_rewind_is_404_410_500_then_202_for_a_failed_instance(durable_host: Host
     assert refused.json()["ExceptionMessage"] == ("The rewind operation is only supported on failed orchestration "
                                                   "instances.")
     reply = operate(durable_host, failed["instanceId"], "rewind", "?reason=fixed")
+    rewound = status(durable_host, failed["instanceId"]).json()
     done = wait_status(durable_host, failed["instanceId"])
 
     assert (reply.status, reply.body) == (202, b"")
+    # rewind merges only the status and the time: the failure stays the output until the completion
+    assert rewound["runtimeStatus"] == "Completed" or rewound["output"] == failed["output"]
     assert done["runtimeStatus"] == "Completed"
     assert done["output"] == ["Hello before", f"{failed['instanceId']} ok on try 2"]
     operate(durable_host, running, "terminate")
