@@ -267,7 +267,7 @@ def test_purge_of_one_instance_is_200_then_404(durable_host: HostProcess) -> Non
 
 def test_list_filters_pages_and_hides_input_on_request(durable_host: HostProcess) -> None:
     prefix = unique("list")
-    ids = [start_id(durable_host, "chain", [str(i)], f"{prefix}-{i}") for i in range(3)]
+    ids = [start_id(durable_host, "chain", [str(i)], f"{prefix}-{i}") for i in (2, 0, 1)]
     for instance_id in ids:
         wait_status(durable_host, instance_id)
     runner = start_id(durable_host, "wait_event", {}, f"{prefix}-running")
@@ -286,7 +286,7 @@ def test_list_filters_pages_and_hides_input_on_request(durable_host: HostProcess
     assert rest.status == 200 and len(rest.json()) == 2
     assert rest.headers.get("x-ms-continuation-token", "") == ""
     listed = [row["instanceId"] for row in first.json() + rest.json()]
-    assert sorted(listed) == sorted([*ids, runner])
+    assert listed == sorted([*ids, runner])  # PartitionKey (instance id) order, not creation order
     assert all(list(row) == STATUS_KEYS for row in first.json() + rest.json())
     assert sorted(row["instanceId"] for row in completed.json()) == sorted(ids)
     assert all(row["input"] is None for row in completed.json())

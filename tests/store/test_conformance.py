@@ -477,13 +477,14 @@ async def test_fan_out_of_many_activities(store: Store) -> None:
 
 
 async def create_many(store: Store) -> list[InstanceState]:
-    """25 instances; created times come in pairs, and were created out of order."""
+    """25 instances; created times come in pairs, and were created out of order. Queries return them
+    in instance id order (the provider's PartitionKey order), not by time."""
     statuses = [RuntimeStatus.Running, RuntimeStatus.Completed, RuntimeStatus.Failed]
     made = []
     for i in reversed(range(25)):
         prefix = "job" if i % 2 else "task"
         made.append(await create(store, f"{prefix}-{i:02d}", created=at(i // 2), status=statuses[i % 3]))
-    return sorted(made, key=lambda s: (s.created_time, s.instance_id))
+    return sorted(made, key=lambda s: s.instance_id)
 
 
 async def all_pages(store: Store, query: InstanceQuery) -> tuple[list[str], list[int]]:

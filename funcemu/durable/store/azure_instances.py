@@ -23,7 +23,7 @@ from funcemu.durable.store.azure_names import (
     unescape_key,
 )
 from funcemu.durable.store.base import InstanceQuery, InstanceState
-from funcemu.durable.store.memory import decode_continuation, from_micros, page_of
+from funcemu.durable.store.memory import decode_continuation, page_of
 
 _BLOB_COLUMNS = ("Input", "Output", "CustomStatus")
 Entity = dict[str, Any]
@@ -82,30 +82,28 @@ class InstancesTable:
         return True
 
     async def query(self, query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
-        """Filter in the service, then order by (created time, id) and page by that key, as the other
-        stores do; the Table service itself only returns rows in PartitionKey order."""
+        """Filter in the service; rows come in PartitionKey (escaped instance id) order, paged by that key."""
         after = decode_continuation(query.continuation)
         try:
             found = [entity async for entity in self.table.query_entities(_filter(query, after))]
         except ResourceNotFoundError:
             return [], None
         states = await asyncio.gather(*(self.state(entity, _instance_id(entity)) for entity in found))
-        return page_of(list(states), query)
+        return page_of(list(states), query, key=lambda state: escape_key(state.instance_id))
 
 
 def _instance_id(entity: Entity) -> str:
     return unescape_key(str(entity["PartitionKey"]))
 
 
-def _filter(query: InstanceQuery, after: tuple[int, str] | None) -> str:
-    """The provider's OData conditions (§4.4), each in parentheses, joined with `and`."""
+def _filter(query: InstanceQuery, after: str | None) -> str:
+    """The provider's OData conditions (§4.4), each in parentheses, joined with `and`; `after` is the
+    PartitionKey the previous page ended at."""
     parts = ["RowKey eq ''"]
-    created_from = query.created_from
     if after is not None:
-        resume = from_micros(after[0])
-        created_from = max(created_from, resume) if created_from else resume
-    if created_from is not None:
-        parts.append(f"CreatedTime ge {odata_datetime(created_from)}")
+        parts.append(f"PartitionKey gt {odata_string(after)}")
+    if query.created_from is not None:
+        parts.append(f"CreatedTime ge {odata_datetime(query.created_from)}")
     if query.created_to is not None:
         parts.append(f"CreatedTime le {odata_datetime(query.created_to)}")
     if query.statuses:

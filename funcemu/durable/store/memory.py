@@ -22,6 +22,7 @@ import heapq
 import itertools
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -304,11 +305,13 @@ def matches(state: InstanceState, query: InstanceQuery) -> bool:
     return not query.instance_id_prefix or state.instance_id.startswith(query.instance_id_prefix)
 
 
-def page_of(states: list[InstanceState], query: InstanceQuery) -> tuple[list[InstanceState], str | None]:
-    """The query's page of `states` (filtered, ordered by created time then id) and the next token."""
+def page_of(states: list[InstanceState], query: InstanceQuery,
+            key: Callable[[InstanceState], str] | None = None) -> tuple[list[InstanceState], str | None]:
+    """The query's page of `states` (filtered, in `key` order: the instance id by default, as the
+    provider returns rows in PartitionKey order, azure-storage-taskhub.md §4.4) and the next token."""
+    order = key or _order_key
     after = decode_continuation(query.continuation)
-    keyed = sorted(((_order_key(state), state) for state in states if matches(state, query)),
-                   key=lambda pair: pair[0])
+    keyed = sorted(((order(state), state) for state in states if matches(state, query)), key=lambda pair: pair[0])
     if after is not None:
         keyed = [pair for pair in keyed if pair[0] > after]
     page = keyed[:query.top] if query.top and query.top > 0 else keyed
@@ -326,25 +329,25 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def encode_continuation(key: tuple[int, str]) -> str:
-    """The opaque token of a page that ended at (created microseconds, instance id)."""
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+def encode_continuation(last_key: str) -> str:
+    """The opaque token of a page that ended at the instance (key) `last_key`."""
+    return base64.urlsafe_b64encode(json.dumps([last_key]).encode()).decode()
 
 
-def decode_continuation(token: str | None) -> tuple[int, str] | None:
+def decode_continuation(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        created, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if isinstance(created, int) and isinstance(instance_id, str):
-            return created, instance_id
+        (last_key,) = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if isinstance(last_key, str):
+            return last_key
     except (ValueError, TypeError):
         pass
     raise ValueError(f"invalid continuation token {token!r}: pass back the token of the previous page")
 
 
-def _order_key(state: InstanceState) -> tuple[int, str]:
-    return to_micros(state.created_time), state.instance_id
+def _order_key(state: InstanceState) -> str:
+    return state.instance_id
 
 
 def fired_timer_id(event: dict[str, Any]) -> int | None:

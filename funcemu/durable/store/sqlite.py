@@ -191,9 +191,9 @@ class SqliteStore:
         top = query.top if query.top and query.top > 0 else None
         rows = self._db.execute(
             f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE {where} "
-            "ORDER BY created_us, instance_id LIMIT ?", (*params, top + 1 if top else -1)).fetchall()
+            "ORDER BY instance_id LIMIT ?", (*params, top + 1 if top else -1)).fetchall()
         page = rows[:top] if top else rows
-        token = encode_continuation((page[-1][4], page[-1][0])) if len(page) < len(rows) else None
+        token = encode_continuation(page[-1][0]) if len(page) < len(rows) else None
         return [_instance(row) for row in page], token
 
     async def purge_instances(self, instance_ids: list[str]) -> int:
@@ -573,8 +573,8 @@ def _query_filter(query: InstanceQuery) -> tuple[str, list[Any]]:
         params.extend([len(query.instance_id_prefix), query.instance_id_prefix])
     after = decode_continuation(query.continuation)
     if after is not None:
-        clauses.append("(created_us, instance_id) > (?, ?)")  # a row value: an index range, not a scan
-        params.extend(after)
+        clauses.append("instance_id > ?")  # the primary key: an index range, not a scan
+        params.append(after)
     return " AND ".join(clauses), params
 
 
