@@ -29,7 +29,8 @@ HOME_PAGE = """<!DOCTYPE html>
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(value).encode(),
+    """Compact JSON, as ASP.NET's serializer writes it (no spaces after `,` and `:`)."""
+    return web.Response(status=status, body=json.dumps(value, separators=(",", ":")).encode(),
                         content_type="application/json", charset="utf-8")
 
 
