@@ -225,6 +225,11 @@ def apply_host_environment(config: HostConfig, port: int, environ: Any = None) -
         log.warning("AZURE_FUNCTIONS_ENVIRONMENT is set to '%s'; func start forces 'Development'.",
                     environ["AZURE_FUNCTIONS_ENVIRONMENT"])
     environ["AZURE_FUNCTIONS_ENVIRONMENT"] = "Development"
+    if not environ.get("PYTHON_ENABLE_DEBUG_LOGGING"):  # the worker's root logger at DEBUG; the console filters
+        environ["PYTHON_ENABLE_DEBUG_LOGGING"] = "1"
+    user_level = "AzureFunctionsJobHost__logging__logLevel__Function"
+    if not environ.get(user_level) and config.host_json.get("logging.logLevel.Function") is None:
+        environ[user_level] = "Information"  # the CLI's user log level, unless host.json configures one
 
 
 @dataclass
@@ -302,9 +307,26 @@ def _function_timeout(host_json: HostJson) -> float | None:
     return seconds
 
 
+def default_hub_name(site_name: str | None) -> str:
+    """The extension's default hub: WEBSITE_SITE_NAME sanitized, not validated (letters and digits only,
+    `t` before a leading digit, at most 45, padded with `Hub` below 3), else TestHubName
+    (azure-storage-taskhub.md §1.3)."""
+    if not site_name:
+        return DEFAULT_HUB_NAME
+    name = "".join(c for c in site_name if c.isascii() and c.isalnum())
+    if not name:
+        return "DefaultTaskHub"
+    if name[0].isdigit():
+        name = "t" + name
+    name = name[:45]
+    return name + "Hub" if len(name) < 3 else name
+
+
 def _hub_name(host_json: HostJson, environ: Any) -> str:
-    name = host_json.get("extensions.durableTask.hubName") or environ.get("WEBSITE_SITE_NAME") or DEFAULT_HUB_NAME
-    name = str(name)
+    configured = host_json.get("extensions.durableTask.hubName")
+    if not configured:
+        return default_hub_name(environ.get("WEBSITE_SITE_NAME"))
+    name = str(configured)
     if name.startswith("%") and name.endswith("%") and len(name) > 2:
         name = environ.get(name[1:-1]) or DEFAULT_HUB_NAME
     if not HUB_NAME_RULE.match(name):

@@ -86,6 +86,6 @@ def _responses(requests: list[dict[str, Any]], results: list[dict[str, Any]], no
         payload: dict[str, Any] = {"result": result.get("result")}
         if result.get("isError"):
             payload["exceptionType"] = "Error"
-        event = h.event_raised(now, str(request.get("id")), json.dumps(payload))
+        event = h.event_raised(now, str(request.get("id")), json.dumps(payload, separators=(",", ":")))  # Newtonsoft
         out.append(Message(str(request["parent"]), event, request.get("parentExecution")))
     return out

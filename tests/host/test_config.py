@@ -135,6 +135,25 @@ def test_host_environment_as_core_tools_sets_it(app: Path) -> None:
     assert environ["WEBSITE_HOSTNAME"] == "localhost:7099"
     assert environ["AzureWebJobsScriptRoot"] == str(app)
     assert environ["AZURE_FUNCTIONS_ENVIRONMENT"] == "Development"
+    assert environ["PYTHON_ENABLE_DEBUG_LOGGING"] == "1"
+    assert environ["AzureFunctionsJobHost__logging__logLevel__Function"] == "Information"
+
+
+def test_host_environment_keeps_what_is_already_set(app: Path) -> None:
+    environ = {"PYTHON_ENABLE_DEBUG_LOGGING": "0", "AzureFunctionsJobHost__logging__logLevel__Function": "Warning"}
+    apply_host_environment(load_config(app, environ=environ), 7099, environ)
+    assert environ["PYTHON_ENABLE_DEBUG_LOGGING"] == "0"
+    assert environ["AzureFunctionsJobHost__logging__logLevel__Function"] == "Warning"
+
+
+@pytest.mark.parametrize(("site", "hub"), [
+    (None, "TestHubName"), ("my-app", "myapp"), ("9lives", "t9lives"), ("a-", "aHub"), ("--", "DefaultTaskHub"),
+    ("x" * 60, "x" * 45),
+])
+def test_default_hub_name_is_the_sanitized_site_name(app: Path, site: str | None, hub: str) -> None:
+    """Without host.json's hubName the extension sanitizes WEBSITE_SITE_NAME instead of rejecting it."""
+    environ = {"WEBSITE_SITE_NAME": site} if site is not None else {}
+    assert load_config(app, environ=environ).hub_name == hub
 
 
 def test_empty_host_json_object_is_the_default_configuration(app: Path) -> None:
