@@ -1,4 +1,5 @@
-"""Storage that accepts a request and never answers must not stall the store for minutes.
+"""Storage that accepts a request and never answers must not stall the store for minutes, nor may slow
+or failing lease updates lose what this process holds.
 
 The SDKs' aiohttp transport waits 300 s to connect and 300 s for each read when the caller builds it
 (the store does, see `azure._transport`), and retries three times: one request Azurite swallowed held
@@ -15,12 +16,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from funcemu.durable import history
 from funcemu.durable.store import azure as azure_module
 from funcemu.durable.store import azure_outage
 from funcemu.durable.store.azure import AzureStore
-from funcemu.durable.store.base import Message
+from funcemu.durable.store.azure_activities import WorkItems
+from funcemu.durable.store.azure_messaging import Messaging
+from funcemu.durable.store.azure_names import hub_names
+from funcemu.durable.store.azure_queues import Held
+from funcemu.durable.store.base import ActivityItem, Message
 from funcemu.testing.azurite import Azurite
 
 Run = Callable[[Awaitable[Any]], Any]
@@ -113,3 +119,97 @@ def test_a_request_storage_never_answers_fails_in_seconds_and_the_store_goes_on(
         run(store.delete_task_hub())
         run(store.close())
         run(proxy.stop())
+
+
+class SlowQueues:
+    """A stand-in for `HubQueues` whose lease updates take `delay` seconds (or fail with `error`)."""
+
+    lease = 60
+
+    def __init__(self, delay: float = 0.0, error: BaseException | None = None) -> None:
+        self.delay, self.error = delay, error
+        self.running = self.most = 0
+
+    async def hide(self, held: Held, seconds: int) -> bool:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.error is not None:
+                raise self.error
+            held.lease_until = time.monotonic() + seconds if seconds else 0.0
+            return True
+        finally:
+            self.running -= 1
+
+
+def held_message(number: int, lease_left: float) -> Held:
+    return Held("hub-control-00", f"m{number}", "receipt", number, time.monotonic() + lease_left,
+                message=Message(f"i{number}", history.event_raised(T0, "go", None)))
+
+
+def test_renewals_of_many_held_messages_run_side_by_side() -> None:
+    queues = SlowQueues(delay=0.2)
+    messaging = Messaging(queues)  # type: ignore[arg-type]
+    for number in range(100):
+        messaging.inbox.remember(held_message(number, 5.0))
+
+    async def renew() -> float:
+        began = time.monotonic()
+        await messaging.renew_expiring()
+        return time.monotonic() - began
+    took = asyncio.run(renew())
+    assert took < 5.0                   # one after another: 20 s, past the 5 s the last lease had left
+    assert queues.most > 1
+    assert all(held.lease_until > time.monotonic() + 50 for held in messaging.inbox.held.values())
+
+
+def test_a_failed_give_back_keeps_the_prefetched_items_for_the_next_fetch() -> None:
+    error = HttpResponseError(message="bad request")
+    error.status_code = 400
+    messaging = Messaging(SlowQueues(error=error))  # type: ignore[arg-type]
+    item = ActivityItem("i1", "e1", 1, "hello", None)
+    late = Held("hub-workitems", "w0", "receipt", 0, time.monotonic() + 1, item=item)
+    fresh = Held("hub-workitems", "w1", "receipt", 1, time.monotonic() + 59, item=item)
+    messaging.prefetched.update({"w0": late, "w1": fresh})
+    work_items = WorkItems(messaging, None, {})  # type: ignore[arg-type]
+    with pytest.raises(HttpResponseError):
+        asyncio.run(work_items.fetch(10, 0.45))
+    assert "w1" in messaging.prefetched and not messaging.leased
+
+
+class FailingSends(SlowQueues):
+    """`SlowQueues` whose sends are refused (not an outage: retrying would not help)."""
+
+    names = hub_names("hub", 4)
+    hidden: list[tuple[str, int]]
+
+    def control_queue(self, instance_id: str) -> str:
+        return self.names.control_queues[0]
+
+    async def encode(self, envelope: dict[str, object]) -> tuple[str, str | None]:
+        return "body", None
+
+    async def send(self, queue: str, body: str, delay: int) -> object:
+        error = HttpResponseError(message="refused")
+        error.status_code = 400
+        raise error
+
+    async def hide(self, held: Held, seconds: int) -> bool:
+        self.hidden.append((held.message_id, seconds))
+        return True
+
+
+def test_an_activity_result_that_cannot_be_sent_gives_its_item_back() -> None:
+    queues = FailingSends()
+    queues.hidden = []
+    messaging = Messaging(queues)  # type: ignore[arg-type]
+    item = ActivityItem("i1", "e1", 1, "hello", None, item_id="w1")
+    messaging.leased["w1"] = Held("hub-workitems", "w1", "receipt", 1, time.monotonic() + 59, item=item)
+    messaging.items_dirty = False
+    work_items = WorkItems(messaging, None, {})  # type: ignore[arg-type]
+    result = Message("i1", history.task_completed(T0, 1, '"done"'), "e1")
+    with pytest.raises(HttpResponseError):
+        asyncio.run(work_items.complete(item, result))
+    # not leased (and renewed) forever with nothing left to complete it: back in the queue, read again
+    assert "w1" not in messaging.leased and queues.hidden == [("w1", 0)] and messaging.items_dirty

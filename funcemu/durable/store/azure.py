@@ -104,12 +104,12 @@ OUTBOX_RECOVERY_AGE = 10.0           # seconds before another process's unsent o
 # their own) when it comes within OUTBOX_SWEEP_AGE seconds, else by a sweep every SWEEP_INTERVAL seconds.
 OUTBOX_SWEEP_AGE, SWEEP_INTERVAL = 2.0, 0.5
 PROBE_CONNECT_TIMEOUT, PROBE_READ_TIMEOUT = 5.0, 30.0
-# Seconds every other request may take to connect, and to wait for the next bytes of an answer. A transport
-# passed to the SDKs keeps azure-core's 300 s for both (the storage SDKs lower them to 20 s and 60 s only in
-# a transport they build), so one request Azurite never answered stalled its caller 5 minutes per attempt,
-# 20 with the SDK's retries. The services end an operation after 30 s themselves; the SDK then retries and
-# a caller that must succeed waits the outage out (azure_outage.py).
-CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 30.0
+# Seconds every other request may take to connect, and to wait for the next bytes of an answer: the storage
+# SDKs' own defaults, which they set only in a transport they build. One passed to them keeps azure-core's
+# 300 s for both, so one request storage never answered stalled its caller 5 minutes per attempt (up to 20
+# with the SDK's retries). Not less: Azurite on a loaded machine was seen answering nothing for 26 s, and a
+# receive that times out leaves its messages leased to nobody for a lease.
+CONNECT_TIMEOUT, READ_TIMEOUT = 20.0, 60.0
 # A queue is read again for other processes' messages once this share of the polling interval has passed
 # since its last read (the engine wakes at the interval; a little less keeps each wake-up a read).
 STALE_SHARE = 0.9

@@ -34,9 +34,9 @@ class WorkItems:
         messaging = self.messaging
         messaging.prefetching = True
         prefetched, late = messaging.take_prefetched(limit)
-        if late:
-            await self._give_back(late)
         try:
+            if late:
+                await self._give_back(late)
             current = await self._receive(limit - len(prefetched), every) if len(prefetched) < limit else []
         except BaseException:
             for held in reversed(prefetched):      # kept for the next fetch
@@ -104,8 +104,20 @@ class WorkItems:
             await until_reachable(lambda: self.messaging.send(outgoing), what)
             await until_reachable(lambda: self.queues.delete(held), what)
             self.messaging.leased.pop(item.item_id, None)
+        except Exception:
+            await self._abandon(held)
+            raise
         finally:
             self._completing.discard(item.item_id)
+
+    async def _abandon(self, held: Held) -> None:
+        """A completion that failed for good: the item goes back to the queue to run again (at least
+        once), instead of staying leased, its lease renewed, while nothing will complete it."""
+        if self.messaging.leased.pop(held.message_id, None) is None:
+            return
+        self.messaging.items_dirty = True
+        # best effort: if storage cannot take it now, the item shows up when its lease runs out
+        await asyncio.gather(self.queues.hide(held, 0), return_exceptions=True)
 
     async def _keep_current(self, fetched: list[Held]) -> list[Held]:
         """Drop (delete) work items of executions that were replaced or purged."""

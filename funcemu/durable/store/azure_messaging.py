@@ -69,6 +69,7 @@ class Messaging:
         self.holding = False
         self._hold_slots = 0
         self._limit = asyncio.Semaphore(_CONCURRENCY)
+        self._renewing = asyncio.Semaphore(_CONCURRENCY)   # not behind a fan-in's thousand deletes
 
     def clear(self) -> None:
         self.inbox.clear()
@@ -302,14 +303,24 @@ class Messaging:
                 log.warning("could not renew the leases of held queue messages: %s", describe(error))
 
     async def renew_expiring(self) -> None:
-        """Renew the leases that end within half a lease; forget messages someone else has taken."""
+        """Renew the leases that end within half a lease; forget messages someone else has taken. The
+        renewals run side by side: one after another, a fan-in's thousand held results can take longer
+        than the half lease left on the last of them (which would then show up again for any process)."""
         lease = self.queues.lease
-        for held in expiring([*self.inbox.held.values(), *self.leased.values()], lease / 2):
-            if await self.queues.hide(held, lease):
+
+        async def renew(held: Held) -> None:
+            async with self._renewing:
+                renewed = await self.queues.hide(held, lease)
+            if renewed:
                 held.lease_until = self.lease_end()
             else:
                 self.inbox.forget(held.message_id)
                 self.leased.pop(held.message_id, None)
+        results = await asyncio.gather(*(renew(held) for held in expiring(
+            [*self.inbox.held.values(), *self.leased.values()], lease / 2)), return_exceptions=True)
+        failed = next((result for result in results if isinstance(result, BaseException)), None)
+        if failed is not None:
+            raise failed
 
 
 def _copy(message: Message) -> Message:
