@@ -17,9 +17,6 @@ from funcemu.testing.azurite import Azurite
 
 HUB_NAME = "EngineTests"
 HOST_STORES = [*STORES, pytest.param("azure", marks=pytest.mark.azurite)]
-# Too slow on Azurite for every run: 500 activities take ~10 s there, and the test's status polls with the
-# full history read 1,000 rows each. The fan-out pattern runs on Azurite in tests/store/test_azure_e2e.py.
-SLOW_ON_AZURE = {"test_fan_out_of_500_activities_takes_far_fewer_episodes"}
 
 
 @pytest.fixture(scope="session")
@@ -43,13 +40,4 @@ def durable_host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield host
     finally:
         host.stop()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    skip = pytest.mark.skip(reason="too slow on Azurite for every run (see SLOW_ON_AZURE in tests/durable/conftest.py)")
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("durable_host") == "azure" \
-                and getattr(item, "originalname", "") in SLOW_ON_AZURE:
-            item.add_marker(skip)
 
