@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from funcemu import __version__
 from funcemu.config import ConfigError, find_app_root, load_config
-from funcemu.console import apply_log_levels, say, setup_console
+from funcemu.console import ConsoleStdout, apply_log_levels, say, setup_console
 from funcemu.errors import FuncemuError
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "start":
         return int(args.run(args))
     console = setup_console(verbose=args.verbose)
+    sys.stdout = ConsoleStdout(sys.stdout)  # print() in the app: `[time] line`, as the worker's stdout
     host: Host | None = None
     try:
         host = _prepare(args, console)

@@ -9,8 +9,10 @@ User log records inside an invocation carry the category `Function.<name>.User`,
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -40,7 +42,7 @@ def parse_level(value: Any) -> int | None:
 def category_of(record: logging.LogRecord) -> str:
     """The host's category: user records inside an invocation belong to `Function.<name>.User`."""
     name = record.name
-    if name.startswith(SYSTEM_PREFIXES) or name.startswith("Function."):
+    if name.startswith(SYSTEM_PREFIXES) or name.startswith(("Function.", "Host.")):
         return name
     function = current_function.get()
     return f"Function.{function}.User" if function else name
@@ -95,4 +97,55 @@ def apply_log_levels(handler: logging.Handler, levels: Mapping[str, int]) -> Non
 
 def say(text: str = "") -> None:
     """A plain console line (banners, the Functions block), flushed at once."""
-    print(text, flush=True)
+    out = sys.stdout.raw if isinstance(sys.stdout, ConsoleStdout) else sys.stdout
+    out.write(text + "\n")
+    out.flush()
+
+
+class ConsoleStdout(io.TextIOBase):
+    """The worker's stdout as the host shows it (functions-host.md §3.11, §8): every complete line that
+    user code prints is logged as `Host.Function.Console`, so it gets the console's `[time] ` prefix and
+    filter. A partial line waits for its newline, or for flush() (an `input()` or pdb prompt), which
+    writes it through as it is. Writes made while logging one of these lines go straight to `raw`."""
+
+    def __init__(self, raw: TextIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        local = self._local
+        if getattr(local, "busy", False):  # a handler that writes to sys.stdout: no loop
+            return self.raw.write(text)
+        *lines, local.pending = (getattr(local, "pending", "") + text).split("\n")
+        if lines:
+            local.busy = True
+            try:
+                for line in lines:
+                    _CONSOLE_LOG.info("%s", line)
+            finally:
+                local.busy = False
+        return len(text)
+
+    def flush(self) -> None:
+        pending = "" if getattr(self._local, "busy", False) else getattr(self._local, "pending", "")
+        if pending:
+            self._local.pending = ""
+            self.raw.write(pending)
+        self.raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.raw, "encoding", "utf-8")
+
+
+_CONSOLE_LOG = logging.getLogger("Host.Function.Console")

@@ -51,3 +51,32 @@ def test_every_line_of_a_record_gets_the_utc_timestamp() -> None:
     item = record("root", logging.INFO, "first\nsecond")
     item.created = 0.5
     assert ConsoleFormatter().format(item) == "[1970-01-01T00:00:00.500Z] first\n[1970-01-01T00:00:00.500Z] second"
+
+
+def test_printed_lines_are_console_lines_and_a_flushed_prompt_passes_through() -> None:
+    """print() in the app is the worker's stdout: each line a `Host.Function.Console` record (§3.11)."""
+    import io
+
+    from funcemu.console import ConsoleStdout
+
+    raw, shown = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(shown)
+    handler.setFormatter(ConsoleFormatter())
+    logger = logging.getLogger("Host.Function.Console")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    out = ConsoleStdout(raw)
+    echo = logging.StreamHandler(out)  # a handler writing to sys.stdout must not loop
+    logger.addHandler(echo)
+    try:
+        print("two\nlines", file=out)
+        print("partial", end="", file=out)
+        print(" done", file=out)
+        print("(Pdb) ", end="", file=out, flush=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.removeHandler(echo)
+    lines = shown.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["two", "lines", "partial done"]
+    assert all(line.startswith("[") and line[24:26] == "Z]" for line in lines)
+    assert raw.getvalue() == "two\nlines\npartial done\n(Pdb) "  # the echo handler's lines, then the prompt
