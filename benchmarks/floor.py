@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from funcemu.durable import orchestrator
+from funcemu.durable.history import played
+
 Event = dict[str, Any]
 ORCHESTRATOR_STARTED = 12
 EXECUTION_STARTED = 0
@@ -66,27 +69,10 @@ def episodes(instance_id: str, history: list[Event]) -> list[Episode]:
 
 
 def context_document(episode: Episode) -> str:
-    """The handler's input (§2.1), as the host builds it."""
-    history = [
-        event if event["EventType"] == ORCHESTRATOR_STARTED else {**event, "IsPlayed": True}
-        for event in episode.past
-    ] + episode.new
+    """The handler's input (§2.1), built by the engine's own function from the episode's events."""
+    history = played(episode.past) + episode.new
     started = next(event for event in history if event["EventType"] == EXECUTION_STARTED)
-    stored = started.get("Input")
-    return json.dumps(
-        {
-            "history": history,
-            "input": None if stored is None else json.loads(stored),
-            "instanceId": episode.instance_id,
-            "isReplaying": bool(started.get("IsPlayed")),
-            "parentInstanceId": None,
-            "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 2,
-            "longRunningTimerIntervalDuration": "3.00:00:00",
-            "maximumShortTimerDuration": "6.00:00:00",
-            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
-        }
-    )
+    return orchestrator.context_document(history, episode.instance_id, None, started)
 
 
 def sdk_floor(
