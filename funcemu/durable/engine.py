@@ -32,6 +32,7 @@ from funcemu.errors import FuncemuError
 
 log = logging.getLogger("funcemu.durable")
 MAX_INSTANCE_ID_LENGTH = 256
+RETRY_FIRST_DELAY, RETRY_MAX_DELAY = 0.1, 5.0  # seconds between attempts to write activity results
 ActivityRunner = Callable[[ActivityItem], Awaitable[Message]]
 
 
@@ -247,22 +248,31 @@ class Engine:
         return done
 
     async def _write_completions(self) -> None:
-        batch = [entry for entry in self._completions if not entry[2].done()]  # done: its task was cancelled
+        """Write the batch; a failed write is logged and tried again with back-off until it succeeds or
+        the engine stops, so no result is lost (the activities wait; a stopped host runs them again).
+        The Azure store gives back, itself, what it failed to complete for good: a retry finds those
+        items no longer leased and passes over them, and they run again (at least once)."""
+        batch = self._completions
         self._completions = []
-        if not batch:
-            return
-        try:
-            await self.store.complete_activities([(item, result) for item, result, _ in batch])
-        except BaseException as exc:
+        delay = RETRY_FIRST_DELAY
+        while batch := [entry for entry in batch if not entry[2].done()]:  # done: its task was cancelled
+            try:
+                await self.store.complete_activities([(item, result) for item, result, _ in batch])
+            except asyncio.CancelledError:
+                for _, _, done in batch:
+                    done.cancel()
+                raise
+            except Exception as exc:
+                self.errors.append(exc)
+                log.warning("could not write the results of %d activities (%s: %s); trying again in %.1f s",
+                            len(batch), type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+                continue
             for _, _, done in batch:
                 if not done.done():
-                    done.set_exception(exc) if isinstance(exc, Exception) else done.cancel()
-            if not isinstance(exc, Exception):
-                raise
+                    done.set_result(None)
             return
-        for _, _, done in batch:
-            if not done.done():
-                done.set_result(None)
 
     # ---- public operations (the management API and the SDK client call these) ----------------
     def orchestrator_names(self) -> list[str]:

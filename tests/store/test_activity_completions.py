@@ -1,5 +1,6 @@
 """The engine completes the activities that finish in the same loop turn with one `complete_activities`
-call; pacing and wake-ups follow the write, and a failed write is logged and recorded, never lost."""
+call; pacing and wake-ups follow the write, and a failed write is logged, recorded and tried again
+until it succeeds, never lost."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from funcemu.durable import engine as engine_module
 from funcemu.durable import history
 from funcemu.durable.clock import VirtualClock
 from funcemu.durable.engine import Engine
@@ -22,10 +24,11 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 class RecordingStore(MemoryStore):
     """Records each `complete_activities` batch and what the engine had done when it was written."""
 
-    def __init__(self, engine_ref: list[Engine], fail: bool = False) -> None:
+    def __init__(self, engine_ref: list[Engine], failures: int = 0) -> None:
         super().__init__()
-        self.engine_ref, self.fail = engine_ref, fail
+        self.engine_ref, self.failures = engine_ref, failures
         self.batches: list[list[int]] = []
+        self.written: list[list[int]] = []
         self.during_write: list[tuple[int, bool]] = []  # (activities in flight, woken)
 
     async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
@@ -33,15 +36,17 @@ class RecordingStore(MemoryStore):
         self.batches.append([item.task_id for item, _ in done])
         self.during_write.append((engine.pacer._in_flight.get("a", 0), engine._wake.is_set()))
         await asyncio.sleep(0)  # a store that awaits I/O
-        if self.fail:
+        if self.failures:
+            self.failures -= 1
             raise OSError("disk full")
         await super().complete_activities(done)
+        self.written.append(self.batches[-1])
 
 
-def make_engine(fail: bool = False) -> tuple[Engine, RecordingStore, dict[int, asyncio.Event]]:
+def make_engine(failures: int = 0) -> tuple[Engine, RecordingStore, dict[int, asyncio.Event]]:
     gates: dict[int, asyncio.Event] = {}
     engine_ref: list[Engine] = []
-    store = RecordingStore(engine_ref, fail)
+    store = RecordingStore(engine_ref, failures)
 
     async def run_activity(item: ActivityItem) -> Message:
         await gates.setdefault(item.task_id, asyncio.Event()).wait()
@@ -98,20 +103,43 @@ def test_a_lone_result_is_written_without_waiting_for_a_timer() -> None:
     asyncio.run(body())
 
 
-def test_a_failed_write_is_logged_and_recorded(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_write_is_logged_recorded_and_tried_again(caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "RETRY_FIRST_DELAY", 0.001)
+
     async def body() -> None:
-        engine, store, gates = make_engine(fail=True)
+        engine, store, gates = make_engine(failures=2)
         tasks = await start_activities(engine, gates, 2)
         for gate in gates.values():
             gate.set()
-        await asyncio.gather(*tasks)
-        assert store.batches == [[0, 1]]
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert store.batches == [[0, 1], [0, 1], [0, 1]]
         assert [type(error) for error in engine.errors] == [OSError, OSError]
         assert not engine.pacer.busy("a") and engine._wake.is_set()
+        assert store.written == [[0, 1]]
 
-    with caplog.at_level(logging.ERROR, logger="funcemu.durable"):
+    with caplog.at_level(logging.WARNING, logger="funcemu.durable"):
         asyncio.run(body())
-    assert caplog.text.count("could not complete") == 2
+    assert caplog.text.count("could not write the results of 2 activities (OSError: disk full)") == 2
+    assert "could not complete" not in caplog.text
+
+
+def test_stop_ends_a_write_that_keeps_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "RETRY_FIRST_DELAY", 0.001)
+
+    async def retried(store: RecordingStore) -> None:
+        while len(store.batches) < 3:
+            await asyncio.sleep(0.001)
+
+    async def body() -> Any:
+        engine, store, gates = make_engine(failures=1000)
+        tasks = await start_activities(engine, gates, 1)
+        gates[0].set()
+        await asyncio.wait_for(retried(store), 5)
+        await engine.stop()
+        assert all(task.done() for task in tasks) and not engine._completion_writes
+
+    asyncio.run(body())
 
 
 def test_stop_cancels_pending_writes() -> None:
