@@ -40,9 +40,12 @@ class WorkloadError(Exception):
 
 
 @asynccontextmanager
-async def bench_host(store: str, workdir: Path) -> AsyncIterator[Host]:
-    host = Host(load_config(APP, port=0), HostOptions(storage=store, data_dir=workdir))
+async def bench_host(store: str, workdir: Path, orchestrator_process: bool = False) -> AsyncIterator[Host]:
+    options = HostOptions(storage=store, data_dir=workdir, orchestrator_process=orchestrator_process)
+    host = Host(load_config(APP, port=0), options)
     await host.start()
+    if host.engine is not None and host.engine.orchestrator_process is not None:
+        await host.engine.orchestrator_process.wait_ready()  # throughput, not startup, is measured here
     try:
         yield host
     finally:
@@ -160,7 +163,7 @@ async def _wait_status(host: Host, instance_id: str, status: str, timeout: float
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="funcemu-bench-") as workdir:
-        async with bench_host(spec["store"], Path(workdir)) as host:
+        async with bench_host(spec["store"], Path(workdir), spec.get("orchestrator_process", False)) as host:
             idle_rss = peak_rss_mb()
             workload = wake_workload if spec["workload"] == "wake" else orchestration_workload
             try:  # a backstop: run_orchestrations checks its own deadline

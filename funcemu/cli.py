@@ -51,6 +51,10 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
                        "whenever nothing else can run")
     start.add_argument("--enable-auth", "--enableAuth", dest="enable_auth", action="store_true",
                        help="enforce function keys (generated in <app>/.funcemu/keys.json)")
+    start.add_argument("--orchestrator-process", action="store_true",
+                       help="run orchestrator code in a child process, as the real host's worker does: "
+                       "more throughput on two cores or more; breakpoints in orchestrators then need "
+                       "a debugger attached to that process (POSIX only)")
     start.add_argument("--verbose", action="store_true")
     if with_tools:  # `start` alone skips importing the durable tools: startup time counts
         _add_extra_commands(commands)
@@ -107,7 +111,8 @@ def _prepare(args: argparse.Namespace, console: logging.Handler) -> Host:
     from funcemu.host import Host, HostOptions  # after the configuration: its errors need no server code
 
     return Host(config, HostOptions(storage=args.storage, data_dir=data_dir, time_skipping=args.time_skipping,
-                                    enable_auth=args.enable_auth, verbose=args.verbose))
+                                    enable_auth=args.enable_auth, verbose=args.verbose,
+                                    orchestrator_process=args.orchestrator_process))
 
 
 async def _serve(host: Host, verbose: bool) -> int:

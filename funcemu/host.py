@@ -46,6 +46,7 @@ class HostOptions:
     time_skipping: bool = False
     enable_auth: bool = False
     verbose: bool = False
+    orchestrator_process: bool = False  # orchestrator episodes in a child process (durable/worker.py)
 
 
 class Host:

@@ -28,6 +28,7 @@ from funcemu.durable.store.base import (
     RuntimeStatus,
     Store,
 )
+from funcemu.durable.worker import OrchestratorProcess, OrchestratorProcessError
 from funcemu.errors import FuncemuError
 
 log = logging.getLogger("funcemu.durable")
@@ -76,6 +77,7 @@ class Engine:
         self.max_activities, self.max_orchestrations = max_activities, max_orchestrations
         self.poll_interval = poll_interval
         self.episodes = Episodes(self)
+        self.orchestrator_process: OrchestratorProcess | None = None  # None: handlers run in this process
         self.pacer = EpisodePacer()
         self._paced: set[str] = set()
         self._wake = asyncio.Event()
@@ -174,6 +176,8 @@ class Engine:
             self.pacer.episode_done(instance_id, loop.time() - started, loop.time())
         except asyncio.CancelledError:
             raise
+        except OrchestratorProcessError as exc:  # nothing was written: its messages run again
+            log.error("instance '%s': %s; the episode runs again", instance_id, exc)
         except Exception as exc:
             log.exception("episode of instance '%s' failed", instance_id)
             self.errors.append(exc)

@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from funcemu.durable import history as h
 from funcemu.durable.history import EventType
-from funcemu.durable.orchestrator import Episode, Failure, PlayedText, run_episode
+from funcemu.durable.orchestrator import (
+    Episode,
+    Failure,
+    PlayedText,
+    finish_episode,
+    prepare_episode,
+    run_episode,
+)
 from funcemu.durable.outcomes import apply_decisions, complete_execution, parent_instance
 from funcemu.durable.store.base import Checkpoint, InstanceState, Message, RuntimeStatus, StaleCheckpointError
+from funcemu.durable.worker import OrchestratorProcessError
 from funcemu.invoke import function_logger, new_invocation_id
 
 if TYPE_CHECKING:
@@ -157,7 +165,7 @@ class Episodes:
             if status == RuntimeStatus.Suspended:
                 cp.new_events = new_events + [h.orchestrator_completed(now)]
             else:
-                self._run_code(cp, state, past, new_events, now, text)
+                await self._run_code(cp, state, past, new_events, now, text)
         cp.replace_history = cp.replace_history or not past
         try:
             await self._commit(cp)
@@ -188,10 +196,10 @@ class Episodes:
         log.info("%s: Function '%s (Orchestrator)' was terminated. Reason: %s", cp.instance_id,
                  cp.state.name, reason)
 
-    def _run_code(self, cp: Checkpoint, state: InstanceState, past: list[dict[str, Any]],
+    async def _run_code(self, cp: Checkpoint, state: InstanceState, past: list[dict[str, Any]],
                   new_events: list[dict[str, Any]], now: datetime, text: PlayedText | None = None) -> None:
         parent = parent_instance(past, new_events)
-        episode = self._episode(state, past, new_events, parent, now, text)
+        episode = await self._episode(state, past, new_events, parent, now, text)
         events = list(new_events)
         apply_decisions(self.engine, cp, state, episode, events, now)
         continued = complete_execution(cp, state, parent, episode, events, now)
@@ -205,7 +213,7 @@ class Episodes:
         if cp.state.runtime_status in (RuntimeStatus.Pending, RuntimeStatus.ContinuedAsNew) and not episode.done:
             cp.state.runtime_status = RuntimeStatus.Running
 
-    def _episode(self, state: InstanceState, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
+    async def _episode(self, state: InstanceState, past: list[dict[str, Any]], new_events: list[dict[str, Any]],
                  parent: dict[str, Any] | None, now: datetime, text: PlayedText | None = None) -> Episode:
         spec = self.engine.registry.orchestrator(state.name)
         logger = function_logger(state.name)
@@ -215,9 +223,22 @@ class Episodes:
         if spec is None:
             episode = _failed_episode(state.name, self.engine.registry.unknown_orchestrator_message(state.name))
         else:
-            episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
-                                  new=new_events, now=now, played_text=text,
-                                  parent_instance_id=parent["OrchestrationInstance"]["InstanceId"] if parent else None)
+            parent_id = parent["OrchestrationInstance"]["InstanceId"] if parent else None
+            worker = self.engine.orchestrator_process
+            if worker is None:
+                episode = run_episode(spec.callable, name=state.name, instance_id=state.instance_id, past=past,
+                                      new=new_events, now=now, played_text=text, parent_instance_id=parent_id)
+            else:
+                call = prepare_episode(name=state.name, instance_id=state.instance_id, past=past, new=new_events,
+                                       now=now, played_text=text, parent_instance_id=parent_id)
+                try:
+                    reply = await worker.call(spec.name, state.name, call.document, call.replaying)
+                except OrchestratorProcessError:
+                    millis = int((time.perf_counter() - started) * 1000)
+                    logger.info("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", state.name, invocation,
+                                millis)
+                    raise
+                episode = finish_episode(call, reply)
         millis = int((time.perf_counter() - started) * 1000)
         outcome = "Failed" if episode.failure else "Succeeded"
         logger.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", state.name, outcome, invocation, millis)

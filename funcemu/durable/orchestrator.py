@@ -100,20 +100,68 @@ class PlayedText:
             self.count = len(events)
 
 
+@dataclass
+class HandlerReply:
+    """What one handler call produced, as text (so it can cross a process boundary): the state
+    document the handler returned or attached to its exception (`$OutOfProcData$`), and the error."""
+
+    text: str | None
+    error: str | None = None
+    stack: str = ""
+
+
+@dataclass
+class EpisodeCall:
+    """One episode's handler input and what `finish_episode` needs besides the reply."""
+
+    name: str
+    instance_id: str
+    history: list[Event]
+    started: Event
+    now: datetime
+    document: str
+    replaying: bool  # the episode has events of earlier episodes: the determinism watch applies
+
+
 def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, past: list[Event],
                 new: list[Event], parent_instance_id: str | None = None, now: datetime,
                 played_text: PlayedText | None = None) -> Episode:
-    """Run one episode of orchestrator `name`. `past` is every event of the current execution from
-    earlier episodes; `new` starts with OrchestratorStarted(now). `played_text`, when given, holds the
-    played JSON of a prefix of `past` (see PlayedText); it is extended to all of `past`."""
-    history = past + new
+    """Run one episode of orchestrator `name` in this process. `past` is every event of the current
+    execution from earlier episodes; `new` starts with OrchestratorStarted(now). `played_text`, when
+    given, holds the played JSON of a prefix of `past` (see PlayedText); it is extended to all of `past`."""
+    call = prepare_episode(name=name, instance_id=instance_id, past=past, new=new,
+                           parent_instance_id=parent_instance_id, now=now, played_text=played_text)
+    return finish_episode(call, call_handler(handler, name, call.document, call.replaying))
+
+
+def prepare_episode(*, name: str, instance_id: str, past: list[Event], new: list[Event],
+                    parent_instance_id: str | None = None, now: datetime,
+                    played_text: PlayedText | None = None) -> EpisodeCall:
+    """The handler's document for the episode (run_episode's first half)."""
     started, replaying = _started_event(past, new)
     if played_text is None:
         played_text = PlayedText()
     played_text.extend(past)
     document = _document(played_text, new, instance_id, parent_instance_id, started, replaying)
-    with determinism.watch(name, handler, replaying=bool(past)):
-        result = _invoke(handler, document)
+    return EpisodeCall(name, instance_id, past + new, started, now, document, bool(past))
+
+
+def call_handler(handler: Callable[[str], str], name: str, document: str, replaying: bool) -> HandlerReply:
+    """Call the SDK handler, watched for non-deterministic calls while replaying (determinism.py)."""
+    with determinism.watch(name, handler, replaying=replaying):
+        try:
+            returned = handler(document)
+        except Exception as exc:  # the SDK reports orchestrator failures by raising (§2.9)
+            return _reply_from_exception(exc)
+    if isinstance(returned, bytes):
+        returned = returned.decode("utf-8", "replace")
+    return HandlerReply(returned if isinstance(returned, str) else None)
+
+
+def finish_episode(call: EpisodeCall, reply: HandlerReply) -> Episode:
+    """What the host does with the handler's reply (run_episode's second half)."""
+    name, history = call.name, call.history
+    result = _result(reply)
     actions = result.state.get("actions") or []
     steps, layout_error = _steps(result.state)
     if layout_error and not result.error:
@@ -121,13 +169,13 @@ def run_episode(handler: Callable[[str], str], *, name: str, instance_id: str, p
     if result.error and not result.state:  # no actions to replay: the host fails the instance at once
         return Episode(decisions=[], done=True, output=None, failure=_failure(name, result), continue_as_new=None,
                        custom_status=None, completion_id=_next_sequence_id(history), actions=actions)
-    execution_id = (started.get("OrchestrationInstance") or {}).get("ExecutionId") or ""
-    sim = replay.simulate(steps, history, orchestrator=name, instance_id=instance_id,
+    execution_id = (call.started.get("OrchestrationInstance") or {}).get("ExecutionId") or ""
+    sim = replay.simulate(steps, history, orchestrator=name, instance_id=call.instance_id,
                           execution_id=execution_id)
     if sim.nondeterminism:
         return Episode(decisions=[], done=True, output=None, failure=Failure(sim.nondeterminism, sim.nondeterminism),
                        continue_as_new=None, custom_status=None, completion_id=sim.next_id, actions=actions)
-    return _episode(name, result, sim, now, actions)
+    return _episode(name, result, sim, call.now, actions)
 
 
 def context_document(history: list[Event], instance_id: str, parent_instance_id: str | None,
@@ -200,26 +248,24 @@ def _parsed_input(stored: str | None) -> Any:
         return stored
 
 
-def _invoke(handler: Callable[[str], str], document: str) -> _Result:
-    try:
-        returned = handler(document)
-    except Exception as exc:  # the SDK reports orchestrator failures by raising (§2.9)
-        return _from_exception(exc)
-    state = _parse_state(returned)
-    return _Result(state) if state is not None else _Result({}, _NOT_JSON)
-
-
-def _from_exception(exc: Exception) -> _Result:
+def _reply_from_exception(exc: Exception) -> HandlerReply:
     message = str(exc)
     origin = exc.__cause__ or exc
     stack = "".join(traceback.format_tb(origin.__traceback__))
     if MARKER not in message:
-        return _Result({}, _error_text(exc), stack)
+        return HandlerReply(None, _error_text(exc), stack)
     head, _, tail = message.partition(MARKER)
-    state = _parse_state(tail)
+    return HandlerReply(tail, head, stack)
+
+
+def _result(reply: HandlerReply) -> _Result:
+    """The parsed state and the error: the state's own `error` wins over the exception's text."""
+    if reply.text is None:
+        return _Result({}, reply.error or _NOT_JSON, reply.stack)
+    state = _parse_state(reply.text)
     if state is None:
-        return _Result({}, _NOT_JSON, stack)
-    return _Result(state, state.get("error") or head, stack)
+        return _Result({}, _NOT_JSON, reply.stack)
+    return _Result(state, None if reply.error is None else (state.get("error") or reply.error), reply.stack)
 
 
 def _parse_state(text: Any) -> dict[str, Any] | None:

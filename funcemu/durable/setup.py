@@ -46,6 +46,13 @@ async def start_durable(host: Host, stack: AsyncExitStack) -> web.Application:
                     poll_interval=getattr(store, "poll_interval", None))
     engine_ref.append(engine)
     host.engine = engine
+    if host.options.orchestrator_process:
+        from funcemu.durable.worker import OrchestratorProcess
+
+        worker = OrchestratorProcess(host.config.app_root, host.config.script_file, host.config.functions_allow)
+        await worker.start()
+        stack.push_async_callback(worker.stop)  # after engine.stop, pushed below
+        engine.orchestrator_process = worker
     system_key = host.keys.durable_key if host.keys else durable_system_key(host.data_dir)
     rpc_url = await _start_rpc_site(engine, stack, system_key, lambda request: host.base_url + WEBHOOK_PATH)
     host.rpc_base_url = rpc_url
