@@ -5,7 +5,8 @@ One run per process, so peak RSS and warm caches belong to that run alone:
 
     python -m benchmarks.inproc '{"workload": "hello_cities", "store": "sqlite", "size": 300}'
 
-prints one line `BENCH-RESULT {json}`. The Azure store reads its connection string from
+prints one line `BENCH-RESULT {json}`. `"orchestrator_process": true` runs orchestrator code in the
+host's child process (`funcemu start --orchestrator-process`). The Azure store reads its connection string from
 `AzureWebJobsStorage` and its hub from `AzureFunctionsJobHost__extensions__durableTask__hubName`,
 both set by `run.py`.
 """

@@ -64,6 +64,18 @@ AZURE_HELLO_TARGET = at_least(0.30)
 WAKE_TARGET = below(100, "ms")
 
 
+PROCESS_SUFFIX = " +process"
+
+
+def store_label(store: str, orchestrator_process: bool) -> str:
+    """The row's store: `sqlite`, or `sqlite +process` for orchestrator code in a child process."""
+    return store + PROCESS_SUFFIX if orchestrator_process else store
+
+
+def base_store(label: str) -> str:
+    return label.removesuffix(PROCESS_SUFFIX)
+
+
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -173,7 +185,7 @@ def hello_rows(runs: Runs, store: str, size: int) -> list[Row]:
             found,
             lambda r: n / r["wall"],
             lambda r: n / r["floor"]["seconds"],
-            HELLO_TARGETS.get(store),
+            HELLO_TARGETS.get(base_store(store)),
             _episodes_note(found),
         ),
         paired(

@@ -110,13 +110,17 @@ class Job:
     skip_after_timeout: list[Job] = field(default_factory=list)  # pointless once this one timed out
 
     @property
+    def store_label(self) -> str:
+        return report.store_label(self.spec["store"], bool(self.spec.get("orchestrator_process")))
+
+    @property
     def key(self) -> tuple[str, str, int]:
-        return self.spec["workload"], self.spec["store"], int(self.spec.get("size", 0))
+        return self.spec["workload"], self.store_label, int(self.spec.get("size", 0))
 
     @property
     def label(self) -> str:
         size = f" x{self.spec['size']}" if "size" in self.spec else ""
-        return f"{self.spec['workload']}{size} on {self.spec['store']}"
+        return f"{self.spec['workload']}{size} on {self.store_label}"
 
 
 def plan(scale: Scale, stores: list[str], repeats: int) -> list[Job]:
@@ -134,6 +138,9 @@ def plan(scale: Scale, stores: list[str], repeats: int) -> list[Job]:
 
         add("inproc", "hello_cities", times, size=scale.azure_hello if azure else scale.hello)
         add("inproc", "chain", times, size=scale.azure_chain if azure else scale.chain)
+        if not azure:  # the same two with orchestrator code in a child process (--orchestrator-process)
+            add("inproc", "hello_cities", times, size=scale.hello, orchestrator_process=True)
+            add("inproc", "chain", times, size=scale.chain, orchestrator_process=True)
         add("inproc", "fan_out", times, size=scale.fan[0], timeout=scale.large_timeout * (2 if azure else 1))
         if not azure:  # Azurite takes minutes for the large fan-out
             add("inproc", "fan_out", max(1, times - 1), size=scale.fan[1], timeout=scale.large_timeout)
@@ -211,7 +218,11 @@ def build_rows(jobs: list[Job], scale: Scale, stores: list[str]) -> list[report.
     for store in stores:
         azure = store == "azure"
         rows += report.hello_rows(runs, store, scale.azure_hello if azure else scale.hello)
+        if not azure:
+            rows += report.hello_rows(runs, report.store_label(store, True), scale.hello)
         rows += report.chain_rows(runs, store, scale.azure_chain if azure else scale.chain)
+        if not azure:
+            rows += report.chain_rows(runs, report.store_label(store, True), scale.chain)
         rows += report.fan_rows(runs, store, *scale.fan)
         rows += report.http_rows(
             runs,
