@@ -16,7 +16,7 @@ import re
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -123,6 +123,15 @@ def _error_response(exc: Exception) -> web.Response:
         log.error("durable API request failed", exc_info=exc)
         exc_type = _type_name(exc)
     return _json(500, _exception_body(SERVER_ERROR, str(exc), exc_type, _stack_of(exc)))
+
+
+def _no_json_token(text: str) -> NoReturn:
+    """Raise Newtonsoft's JsonReaderException text for a body that is empty or only whitespace."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    line, position = len(lines), len(lines[-1])
+    if position == 0:  # JsonTextReader reports line 0 while it is still at the start of a line
+        line = 0
+    raise ValueError(f"Error reading JToken from JsonReader. Path '', line {line}, position {position}.")
 
 
 def _invalid_json(exc: ValueError) -> web.Response:
@@ -404,7 +413,8 @@ class DurableApi:
         try:
             # EventRaised.Input is the compact JSON of the parsed body: the Python client's body is a JSON
             # string holding JSON text, so the orchestrator receives that text as a str (§0, SDK issue #295).
-            input_text = to_json(json.loads(text)) if text.strip() else None
+            # A body without any JSON (empty) is no null event: JToken.Load throws, "Invalid JSON content".
+            input_text = to_json(json.loads(text)) if text.strip() else _no_json_token(text)
         except ValueError as exc:
             return _invalid_json(exc)
         await self._engine.raise_event(instance_id, event_name, input_text)

@@ -392,7 +392,7 @@ class Engine:
         from funcemu.durable.entities import entity_instance_id, request_event
 
         if self.registry.entity(name) is None:
-            raise ValueError(f"The function '{name}' doesn't exist, is disabled, or is not an entity function.")
+            raise ValueError(self.registry.unknown_entity_message(name))
         request = {"op": operation, "signal": True, "input": input_text, "id": str(uuid.uuid4())}
         await self._send(entity_instance_id(name, key), request_event(self.now(), request))
 

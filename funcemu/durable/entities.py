@@ -46,8 +46,8 @@ async def run_entity_batch(engine: Engine, instance_id: str, messages: list[Mess
                     consumed=messages)
     spec = engine.registry.entity(name)
     if spec is None:
-        results = [{"isError": True, "result": json.dumps(f"The function '{name}' doesn't exist, is disabled, "
-                                                           "or is not an entity function.")} for _ in requests]
+        results = [{"isError": True, "result": json.dumps(engine.registry.unknown_entity_message(name))}
+                   for _ in requests]
     else:
         results = _run_batch(spec.callable, name, key, state, requests, new_state)
     cp.messages.extend(_responses(requests, results, now))

@@ -32,6 +32,7 @@ MARKER = "\n\n$OutOfProcData$:"
 LONG_TIMER_INTERVAL = "3.00:00:00"
 MAXIMUM_SHORT_TIMER = "6.00:00:00"
 _NOT_JSON = "Out of proc orchestrators must return a valid JSON schema"  # the host's wording
+MAX_CUSTOM_STATUS_KB = 16  # DurableOrchestrationContext.SetCustomStatus
 _TASK_ATTRIBUTES = {"_is_scheduled", "is_played", "state", "action_repr", "result"}
 
 
@@ -163,6 +164,10 @@ def finish_episode(call: EpisodeCall, reply: HandlerReply) -> Episode:
     name, history = call.name, call.history
     result = _result(reply)
     actions = result.state.get("actions") or []
+    status_failure = _custom_status_failure(name, result)
+    if status_failure:  # thrown before the actions are replayed: no decisions
+        return Episode(decisions=[], done=True, output=None, failure=status_failure, continue_as_new=None,
+                       custom_status=None, completion_id=_next_sequence_id(history), actions=actions)
     steps, layout_error = _steps(result.state)
     if layout_error and not result.error:
         result = _Result({}, layout_error)
@@ -326,6 +331,35 @@ def _episode(name: str, result: _Result, sim: replay.Replay, now: datetime, acti
         actions=actions,
         canceled_timer_ids=sim.canceled_timers,
     )
+
+
+def _custom_status_failure(name: str, result: _Result) -> Failure | None:
+    """The host applies `customStatus` first (§2.3) with SetCustomStatus, which throws ArgumentException
+    over 16 KB of UTF-16 (§2.12; the size is truncated to whole KB). The shim reports that exception
+    like any other; but when the SDK reported an error too, it escapes the shim's handler and DTFx
+    fails the instance with the bare message."""
+    status = result.state.get("customStatus")
+    if status is None:
+        return None
+    size = len(compact(status).encode("utf-16-le", "surrogatepass")) // 1024
+    if size <= MAX_CUSTOM_STATUS_KB:
+        return None
+    message = (f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB:,} KB. "
+               f"The current payload size is {size:,} KB.")
+    if result.error:
+        return Failure(message, f"Unhandled exception while executing orchestration: "
+                                f"System.ArgumentException: {message}\n\t")
+    return Failure(f"Orchestrator function '{name}' failed: {message}", _argument_exception_json(message))
+
+
+def _argument_exception_json(message: str) -> str:
+    """Utils.SerializeCause of the ArgumentException (the .NET stack trace is not known here)."""
+    return compact({"$type": "System.ArgumentException, System.Private.CoreLib",
+                    "ClassName": "System.ArgumentException", "Message": message, "Data": None,
+                    "InnerException": None, "HelpURL": None, "StackTraceString": None,
+                    "RemoteStackTraceString": None, "RemoteStackIndex": 0, "ExceptionMethod": None,
+                    "HResult": -2147024809, "Source": "Microsoft.Azure.WebJobs.Extensions.DurableTask",
+                    "WatsonBuckets": None, "ParamName": None})
 
 
 def _failure(name: str, result: _Result) -> Failure:

@@ -250,6 +250,19 @@ def test_status_of_a_failed_instance_is_200_or_500_on_request(durable_host: Host
     assert details["Message"] == " ValueError: bad day"
 
 
+def test_custom_status_over_16_kb_fails_the_instance(durable_host: HostProcess) -> None:
+    """SetCustomStatus throws before the actions are replayed (durable-protocol.md §2.3, §2.12)."""
+    big = finished(durable_host, "big_status", 20000)
+    fits = finished(durable_host, "big_status", 8000)
+
+    assert big["runtimeStatus"] == "Failed" and big["customStatus"] is None
+    assert big["output"] == ("Orchestrator function 'big_status' failed: The UTF-16 size of the JSON-serialized "
+                             "payload must not exceed 16 KB. The current payload size is 39 KB.")
+    assert not history_of(status(durable_host, big["instanceId"], "?showHistory=true").json(), "TaskScheduled")
+    assert fits["runtimeStatus"] == "Completed" and fits["customStatus"] == "x" * 8000
+    assert fits["output"] == "Hello status"
+
+
 # ---------------------------------------------------------------------------- DELETE instances/{id}
 
 def test_purge_of_one_instance_is_200_then_404(durable_host: HostProcess) -> None:
@@ -479,6 +492,24 @@ def test_raise_event_with_every_status_code(durable_host: HostProcess) -> None:
     assert wait_status(durable_host, running)["output"] == {"approved": {"ok": True}}
 
 
+@pytest.mark.parametrize(("body", "position"), [(b"", "line 0, position 0"), (b"  ", "line 1, position 2")])
+def test_raise_event_with_an_empty_body_is_400_invalid_json(durable_host: HostProcess, body: bytes,
+                                                            position: str) -> None:
+    """JToken.Load finds no token: JsonReaderException, so no null event (durable-protocol.md §6.2)."""
+    running = waiting(durable_host)
+
+    reply = durable_host.call("POST", f"{WEBHOOK}/instances/{running}/raiseEvent/Approval", raw=body)
+
+    assert reply.status == 400
+    payload = reply.json()
+    assert list(payload) == ["Message", "ExceptionMessage", "ExceptionType", "StackTrace"]
+    assert payload["Message"] == "Invalid JSON content"
+    assert payload["ExceptionMessage"] == f"Error reading JToken from JsonReader. Path '', {position}."
+    assert payload["ExceptionType"] == "Newtonsoft.Json.JsonReaderException"
+    assert raise_event(durable_host, running, "Approval", "next").status == 202
+    assert wait_status(durable_host, running)["output"] == {"approved": '"next"'}
+
+
 def test_raise_event_from_the_python_client_arrives_as_json_text(durable_host: HostProcess) -> None:
     """The SDK's double encoding reaches the orchestrator as a str (SDK issue #295, durable-protocol.md §0)."""
     running = waiting(durable_host)
@@ -539,8 +570,12 @@ def test_signal_to_an_unknown_entity_is_400(durable_host: HostProcess) -> None:
     reply = durable_host.call("POST", f"{WEBHOOK}/entities/nobody/k?op=add", "1")
 
     assert reply.status == 400
-    assert reply.json() == {"Message": "The function 'nobody' doesn't exist, is disabled, or is not an entity "
-                                       "function."}
+    body = reply.json()
+    head = ("The function 'nobody' doesn't exist, is disabled, or is not an entity function. "
+            "Additional info: The following are the known entity functions: ")
+    assert list(body) == ["Message"]
+    assert body["Message"].startswith(head) and body["Message"].endswith(".")
+    assert set(re.findall(r"'([^']+)'", body["Message"][len(head):])) == app_functions("entity_trigger")
 
 
 # ---------------------------------------------------------------------------- anything else

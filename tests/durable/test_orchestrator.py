@@ -120,6 +120,14 @@ def status_setter(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def status_then_raise(context: df.DurableOrchestrationContext):
+    context.set_custom_status(context.get_input())
+    if context.get_input():
+        raise ValueError("kaboom")
+    yield context.call_activity("noop")
+
+
+@app.orchestration_trigger(context_name="context")
 def boom(context: df.DurableOrchestrationContext):
     yield context.call_activity("hello", "x")
     raise ValueError("kaboom")
@@ -423,6 +431,41 @@ def test_continue_as_new_feeds_the_next_execution() -> None:
     ({"stage": "one"}, '{"stage":"one"}'), ("working", '"working"'), (0, None), ("", None), ([], None)])
 def test_custom_status_is_kept_only_when_truthy(value: Any, expected: str | None) -> None:
     assert Run("status_setter", client_input(value)).start().custom_status == expected
+
+
+TOO_BIG = ("The UTF-16 size of the JSON-serialized payload must not exceed 16 KB. "
+           "The current payload size is {} KB.")
+
+
+@pytest.mark.parametrize(("value", "kb"), [
+    ("x" * 8701, None),  # 8703 UTF-16 units with the quotes: 17406 bytes, 16 KB once truncated
+    ("x" * 8702, 17),  # 17408 bytes
+    ("\U0001F600" * 4351, 17),  # 2 UTF-16 units each (UTF-8 would count 17406 bytes: 16 KB)
+    ({"log": "y" * 20000}, 39),
+])
+def test_custom_status_over_16_kb_of_utf16_fails_before_the_actions(value: Any, kb: int | None) -> None:
+    episode = Run("status_setter", client_input(value)).start()
+    if kb is None:
+        assert episode.failure is None and not episode.done
+        assert episode.custom_status == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        assert ids(episode) == [("activity", 0, "noop")]
+        return
+    assert episode.done and episode.failure is not None and episode.output is None
+    assert episode.failure.reason == f"Orchestrator function 'status_setter' failed: {TOO_BIG.format(kb)}"
+    assert json.loads(episode.failure.details)["ClassName"] == "System.ArgumentException"
+    assert episode.decisions == [] and episode.custom_status is None
+
+
+def test_custom_status_too_big_with_an_orchestrator_error_fails_with_the_bare_message() -> None:
+    """The ArgumentException escapes the shim's failure handling; DTFx fails with its message alone."""
+    big = Run("status_then_raise", client_input("z" * 9000)).start()
+    small = Run("status_then_raise", client_input("small")).start()
+
+    assert big.done and big.failure is not None and big.failure.reason == TOO_BIG.format(17)
+    assert big.failure.details.startswith("Unhandled exception while executing orchestration: "
+                                          f"System.ArgumentException: {TOO_BIG.format(17)}")
+    assert small.failure is not None
+    assert small.failure.reason == "Orchestrator function 'status_then_raise' failed: kaboom"
 
 
 # -- failures -----------------------------------------------------------------------------------------

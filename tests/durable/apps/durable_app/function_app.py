@@ -200,6 +200,12 @@ def status_then_wait(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):
+    context.set_custom_status("x" * context.get_input())
+    return (yield context.call_activity("hello", "status"))
+
+
+@app.orchestration_trigger(context_name="context")
 def missing_child(context: df.DurableOrchestrationContext):
     try:
         yield context.call_sub_orchestrator("no_such_orchestrator", 1)
