@@ -269,14 +269,14 @@ class Episodes:
         new_state.runtime_status = RuntimeStatus.Pending  # a Merge of status and time: the output stays
         cp = Checkpoint(instance_id=state.instance_id, etag=state.etag, state=new_state, new_events=events,
                         replace_history=True,
-                        messages=[Message(state.instance_id, h.generic_event(now, reason), state.execution_id)])
+                        messages=[Message(state.instance_id, h.generic_event(now, reason))])  # no execution (§5.1)
         await self._commit(cp)
 
 
 def _state_from_start(instance_id: str, start: Message, old: InstanceState | None, now: datetime) -> InstanceState:
     event = start.event
     parent = event.get("ParentInstance") or {}
-    created = old.created_time if old is not None and old.execution_id == start.execution_id else now
+    created = h.parse_time(event["Timestamp"]) if event.get("Timestamp") else now  # CreatedTime (§4.2)
     state = InstanceState(
         instance_id=instance_id, name=event["Name"], execution_id=str(start.execution_id),
         runtime_status=RuntimeStatus.Pending, created_time=created, last_updated_time=now,

@@ -138,6 +138,7 @@ def _continue_as_new(cp: Checkpoint, state: InstanceState, input_text: str, now:
     start = h.execution_started(now, state.name, state.instance_id, execution_id, input_text, parent)
     cp.state.runtime_status = RuntimeStatus.ContinuedAsNew
     cp.state.execution_id, cp.state.input, cp.state.output = execution_id, input_text, None
+    cp.state.created_time = now  # the new ExecutionStarted's time, as the provider's row shows it
     cp.messages.append(Message(state.instance_id, start, execution_id))
     log.info("%s: Function '%s (Orchestrator)' completed. ContinuedAsNew: True.", state.instance_id, state.name)
 

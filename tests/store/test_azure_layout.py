@@ -33,6 +33,7 @@ from funcemu.durable.store.azure_names import (
 from funcemu.durable.store.base import (
     ActivityItem,
     Checkpoint,
+    InstanceQuery,
     InstanceState,
     Message,
     RuntimeStatus,
@@ -394,3 +395,52 @@ def test_endpoint_that_never_answers_is_one_clear_error(run: Run, monkeypatch: p
         with pytest.raises(StorageUnreachableError, match=f"table endpoint http://127.0.0.1:{port}/devstoreaccount1: "
                                                           "no answer within 0.5 s"):
             run(AzureStore(connection, "LocalHub").open())
+
+
+def test_a_reused_id_starts_the_next_generation(azurite: Azurite, azure_store: AzureStore, run: Run) -> None:
+    """§4.2: Generation is previous+1 when an ID is reused; the ExecutionStarted (queue message and
+    History row, §3.2) carries the generation the row gets."""
+    run(first_episode(azure_store, "c1"))
+    again = history.execution_started(T0, "hello", "c1", "e2", '"\\"Tokyo\\""')
+    run(azure_store.create_instance(state("c1", execution_id="e2"), Message("c1", again, "e2")))
+    _, queues, _ = clients(azurite)
+    [peeked] = queues.get_queue_client(azure_store.queues.control_queue("c1")).peek_messages(max_messages=32)
+    assert json.loads(peeked.content)["TaskMessage"]["Event"]["Generation"] == 1
+    [started] = run(azure_store.pending_messages("c1", T0))
+    assert started.event["Generation"] == 1 and again["Generation"] == 0  # the caller's event is not changed
+    created = run(azure_store.get_instance("c1"))
+    run(azure_store.checkpoint(Checkpoint("c1", created.etag, state("c1", execution_id="e2",
+                                                                    runtime_status=RuntimeStatus.Running),
+                                          consumed=[started], new_events=history.episode(T0, started.event),
+                                          replace_history=True)))
+    tables, _, _ = clients(azurite)
+    hub = azure_store.names.hub
+    row = tables.get_table_client(f"{hub}History").get_entity("c1", "0000000000000001")
+    assert (row["EventType"], row["ExecutionId"], row["Generation"]) == ("ExecutionStarted", "e2", 1)
+    assert tables.get_table_client(f"{hub}Instances").get_entity("c1", "")["Generation"] == 1
+
+
+def test_an_input_in_a_start_message_blob_is_the_started_input(azurite: Azurite, azure_store: AzureStore,
+                                                               run: Run) -> None:
+    """§2.4: an Instances Input URL ending `ExecutionStarted.json.gz` names a whole queue message (a start
+    too large for the queue); the input is its ExecutionStartedEvent.Input."""
+    big = json.dumps("z" * 50_000)
+    run(azure_store.create_instance(state("huge", input=big), start("huge", big)))
+    name = "huge/message-0123456789abcdef0123456789abcdef-ExecutionStarted.json.gz"
+    body = {"$type": "DurableTask.AzureStorage.MessageData", "ActivityId": "01234567-89ab-cdef-0123-456789abcdef",
+            "TaskMessage": {"$type": "DurableTask.Core.TaskMessage",
+                            "Event": {"$type": "DurableTask.Core.History.ExecutionStartedEvent", "EventType": 0,
+                                      "Name": "hello", "Input": big, "Generation": 0, "EventId": -1,
+                                      "IsPlayed": False, "Timestamp": "2024-01-01T00:00:00Z",
+                                      "OrchestrationInstance": {"InstanceId": "huge", "ExecutionId": "e1"}},
+                            "SequenceNumber": 0,
+                            "OrchestrationInstance": {"InstanceId": "huge", "ExecutionId": "e1"}},
+            "CompressedBlobName": None, "SequenceNumber": 1}
+    run(azure_store.blobs.upload(name, json.dumps(body)))
+    tables, _, _ = clients(azurite)
+    instances = tables.get_table_client(f"{azure_store.names.hub}Instances")
+    instances.update_entity({"PartitionKey": "huge", "RowKey": "", "Input": azure_store.blobs.url_for(name)},
+                            mode=UpdateMode.MERGE)   # what the provider's client writes for such a start
+    assert run(azure_store.get_instance("huge")).input == big
+    [listed], _ = run(azure_store.query_instances(InstanceQuery(instance_id_prefix="huge")))
+    assert listed.input == big

@@ -48,7 +48,7 @@ import secrets
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -292,6 +292,8 @@ class AzureStore:
             sentinel = await self.history.reset(escape_key(instance_id), state.execution_id)
             etag = rows.HubEtag(sentinel, 0, int(existing.get("Generation") or 0) + 1 if existing else 0)
             await self.instances.write(state, etag)
+        # the start event carries the row's generation, as the provider sets it (§4.2, §3.2)
+        start = replace(start, event={**start.event, "Generation": etag.generation})
         self._executions[instance_id] = state.execution_id
         state.etag = etag
         self._remember(copy.copy(state), [])    # before the send: its episode may start before it returns

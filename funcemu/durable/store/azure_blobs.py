@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -42,6 +43,15 @@ class LargeMessages:
     async def download(self, name: str) -> str:
         stream = await self._container.download_blob(name)
         return gzip.decompress(await stream.readall()).decode("utf-8")
+
+    async def value(self, name: str) -> str | None:
+        """A column's value kept in blob `name`. A `...ExecutionStarted.json.gz` blob is a whole queue
+        message (a start too large for the queue): the value is its ExecutionStarted input (§2.4)."""
+        text = await self.download(name)
+        if not name.endswith("ExecutionStarted.json.gz"):
+            return text
+        value = json.loads(text)["TaskMessage"]["Event"].get("Input")
+        return value if isinstance(value, str) else None
 
     async def delete(self, names: list[str]) -> None:
         await asyncio.gather(*(self._delete(name) for name in names))

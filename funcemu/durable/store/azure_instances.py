@@ -49,7 +49,7 @@ class InstancesTable:
         for column in _BLOB_COLUMNS:
             name = self._blobs.name_in(resolved.get(column))
             if name:
-                resolved[column] = await self._blobs.download(name)
+                resolved[column] = await self._blobs.value(name)
         return rows.entity_instance(resolved, instance_id)
 
     async def write(self, state: InstanceState, etag: rows.HubEtag, *, only_new: bool = False) -> bool:
