@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import importlib
+import importlib.util
 import inspect
 import json
 import logging
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +84,17 @@ def is_disabled(name: str, environ: Any = None) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`@app.retry(...)` as the worker reports it to the host (`RpcRetryOptions`); intervals in seconds."""
+
+    strategy: str              # "fixed_delay" or "exponential_backoff"
+    max_retry_count: int       # -1: no limit
+    delay_interval: float = 0.0
+    minimum_interval: float = 0.0
+    maximum_interval: float = 0.0
+
+
 @dataclass
 class FunctionSpec:
     """One indexed function: its bindings as the host sees them and how to call it."""
@@ -95,6 +108,7 @@ class FunctionSpec:
     is_async: bool
     needs_context: bool
     takes_return: bool = True  # a `$return` binding or one with an implicit output (the worker's has_return)
+    retry: RetryPolicy | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -171,18 +185,51 @@ def load_app(app_root: Path, script_file: str = "function_app.py",
     return _host_validate(script, app, specs, allow)
 
 
-def _import_script(app_root: Path, script: Path) -> Any:
-    root = str(app_root)
+_added_roots: list[str] = []  # app roots this process appended to sys.path
+
+
+def _add_to_sys_path(root: str) -> None:
+    """Append the app root, as the worker (`sys.path.append`, §1.2): installed packages come first.
+
+    An app root indexed earlier in this process is taken off again, so it cannot shadow this one;
+    a root already on sys.path (the start directory of `python -m`) stays where it is.
+    """
+    for old in _added_roots:
+        if old != root and old in sys.path:
+            sys.path.remove(old)
+    _added_roots[:] = [root]
     if root not in sys.path:
-        sys.path.insert(0, root)
+        sys.path.append(root)
+
+
+def _import_script(app_root: Path, script: Path) -> Any:
+    _add_to_sys_path(str(app_root))
     name = script.stem
     sys.modules.pop(name, None)
     try:
-        return importlib.import_module(name)
+        found = importlib.util.find_spec(name)
+        if found is None or not found.origin or Path(found.origin).resolve() == script.resolve():
+            return importlib.import_module(name)
+        # a module of that name earlier on sys.path (the directory `python -m funcemu` started in, say):
+        # the worker has no such entry, so the app's own script is imported
+        return _import_file(name, script)
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
             raise
         raise AppLoadError(script, exc) from None
+
+
+def _import_file(name: str, script: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def _find_app(module: Any, script: Path) -> Any:
@@ -208,9 +255,33 @@ def _spec(fn: Any) -> FunctionSpec:
         name=name, function=fn, callable=user, bindings=bindings, trigger=trigger,
         directory=_directory(target), is_async=inspect.iscoroutinefunction(user),
         needs_context=_needs_context(user, bindings),
-        takes_return=any(b["name"] == "$return" or has_implicit_output(b["type"]) for b in bindings))
+        takes_return=any(b["name"] == "$return" or has_implicit_output(b["type"]) for b in bindings),
+        retry=retry_policy(fn))
     check_signature(name, fn)
     return spec
+
+
+def retry_policy(fn: Any) -> RetryPolicy | None:
+    """The worker's `build_retry_protos`: `fixed_delay`, anything else is exponential backoff; a count
+    or interval it cannot parse fails the indexing (§2.4)."""
+    try:
+        settings = fn.get_settings_dict("retry_policy")
+    except AttributeError as exc:  # as the worker: a warning, no retry options
+        log.warning("AttributeError while loading retry policy. %s", exc)
+        return None
+    if not settings:
+        return None
+    count = int(settings.get("max_retry_count"))
+    if settings.get("strategy") == "fixed_delay":
+        return RetryPolicy("fixed_delay", count, delay_interval=_interval(settings.get("delay_interval")))
+    return RetryPolicy("exponential_backoff", count, minimum_interval=_interval(settings.get("minimum_interval")),
+                       maximum_interval=_interval(settings.get("maximum_interval")))
+
+
+def _interval(text: Any) -> float:
+    """The worker's `convert_to_seconds`: `time.strptime(text, "%H:%M:%S")`, whole seconds."""
+    parsed = time.strptime(text, "%H:%M:%S")
+    return float(parsed.tm_hour * 3600 + parsed.tm_min * 60 + parsed.tm_sec)
 
 
 def _directory(target: Callable[..., Any]) -> str:

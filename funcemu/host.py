@@ -30,6 +30,10 @@ from funcemu.invoke import InvocationResult, Invoker
 log = logging.getLogger("funcemu.host")
 DURABLE_BINDINGS = frozenset({"orchestrationTrigger", "activityTrigger", "entityTrigger", "durableClient"})
 STORAGE_BINDINGS = frozenset({"timerTrigger", "queueTrigger", "blobTrigger", "queue", "blob", "table"})
+# Triggers (of those funcemu serves) with function-level retries: Microsoft's "Azure Functions error
+# handling and retries" lists Timer, Kafka, Event Hubs and Cosmos DB; queue and blob triggers retry
+# through maxDequeueCount, HTTP is never retried.
+RETRY_TRIGGERS = frozenset({"timerTrigger"})
 AdminInvoker = Callable[[FunctionSpec, "str | None"], Awaitable[None]]
 
 
@@ -126,18 +130,23 @@ class Host:
                    convert: Callable[[InvocationResult], Any] | None = None) -> InvocationResult:
         """Gather the other inputs, invoke, then convert the result and write the outputs.
 
-        `convert` (the HTTP response rendering) and the output writers run inside the invocation: if
-        either fails, the invocation is logged and returned as failed.
+        All of it is the invocation: if an input binding, `convert` (the HTTP response rendering) or an
+        output writer fails, the invocation is logged and returned as failed. Triggers that support
+        function-level retries retry a failed invocation by the function's `@app.retry` policy.
         """
-        inputs = await self.bindings.gather_inputs(spec, metadata)
-        inputs[trigger_name] = trigger_value
+        async def gather() -> dict[str, Any]:
+            inputs = await self.bindings.gather_inputs(spec, metadata)
+            inputs[trigger_name] = trigger_value
+            return inputs
 
         async def finish(result: InvocationResult) -> None:
             if convert is not None:
                 result.converted = convert(result)
             await self.bindings.write_outputs(spec, result.outputs, result.return_value, metadata)
 
-        return await self.invoker.invoke(spec, inputs, reason=reason, log_calls=log_calls, after=finish)
+        policy = spec.retry if spec.trigger_type in RETRY_TRIGGERS else None
+        return await self.invoker.invoke(spec, gather, reason=reason, log_calls=log_calls, after=finish,
+                                         policy=policy)
 
     async def invoke_by_admin(self, spec: FunctionSpec, raw_input: str | None) -> None:
         """`POST /admin/functions/{name}`: the trigger's listener turns the input into its trigger value."""

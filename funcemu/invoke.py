@@ -2,7 +2,8 @@
 
 Arguments go by keyword (binding name); `context` is injected when declared; every OUT binding gets a
 fresh `Out`; sync functions run in a thread pool sized by PYTHON_THREADPOOL_THREAD_COUNT, async ones
-on the event loop. Each call is logged as `Executing '...'` / `Executed '...'` like the host.
+on the event loop. Each call is logged as `Executing '...'` / `Executed '...'` like the host; with a
+retry policy (`@app.retry`) a failed call is retried as the host's retry loop does.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 
-from funcemu.app import FunctionSpec, user_traceback
+from funcemu.app import FunctionSpec, RetryPolicy, user_traceback
 from funcemu.console import current_function
 
 # The executor log reason of HTTP calls and of `POST /admin/functions/{name}` (functions-host.md §4.6).
@@ -35,6 +36,7 @@ current_invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _ids = random.Random()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.seed)  # a forked child must not repeat its parent's ids
+_jitter = random.Random()  # the retry backoff's randomization, apart from the app's `random`
 _VERSION_4 = ~(0xF000 << 64) & ~(0xC000 << 48) & ((1 << 128) - 1)
 _VERSION_4_BITS = (4 << 76) | (0x8000 << 48)
 
@@ -66,6 +68,15 @@ class TraceContext:
     def __init__(self, trace_parent: str, trace_state: str = "", attributes: dict[str, str] | None = None):
         self.trace_parent, self.trace_state, self.attributes = trace_parent, trace_state, attributes or {}
         self.Traceparent, self.Tracestate, self.Attributes = self.trace_parent, self.trace_state, self.attributes
+
+
+@dataclass
+class RpcException:
+    """The previous attempt's failure, as the host sends it in the retry context."""
+
+    message: str = ""
+    stack_trace: str = ""
+    source: str = ""
 
 
 @dataclass
@@ -117,6 +128,10 @@ class FunctionTimeoutError(Exception):
 
 
 After = Callable[[InvocationResult], Awaitable[None]]
+# Decoded inputs (binding name -> value), or what gathers them at the start of each attempt.
+Inputs = dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]
+
+
 def thread_pool_size(environ: Any = None) -> int | None:
     raw = (environ or os.environ).get("PYTHON_THREADPOOL_THREAD_COUNT")
     if raw is None:
@@ -145,20 +160,53 @@ class Invoker:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def invoke(self, spec: FunctionSpec, inputs: dict[str, Any], *, reason: str,
-                     log_calls: bool = True, retry: RetryContext | None = None,
-                     after: After | None = None) -> InvocationResult:
-        """Call `spec` with already-decoded `inputs` (binding name -> value).
+    async def invoke(self, spec: FunctionSpec, inputs: Inputs, *, reason: str, log_calls: bool = True,
+                     retry: RetryContext | None = None, after: After | None = None,
+                     policy: RetryPolicy | None = None) -> InvocationResult:
+        """Call `spec` with `inputs` (binding name -> value, or a coroutine function gathering them).
 
-        `after` runs once the function succeeded and before `Executed '...'` is logged: converting the
-        return value and writing the outputs belong to the invocation, so their failure fails it.
+        Gathering the inputs, the call and `after` (converting the return value, writing the outputs)
+        form one invocation, logged as `Executing`/`Executed`: a failure of any of them fails it.
+        With `policy`, a failed invocation is retried as the host's retry loop does.
         """
+        if policy is None:
+            return await self._attempt(spec, inputs, reason, log_calls, retry, after)
+        return await self._with_retries(spec, inputs, reason, log_calls, after, policy)
+
+    async def _with_retries(self, spec: FunctionSpec, inputs: Inputs, reason: str, log_calls: bool,
+                            after: After | None, policy: RetryPolicy) -> InvocationResult:
+        """WebJobs' `FunctionExecutorExtensions.TryExecuteAsync`: each attempt is a new invocation."""
+        logger = function_logger(spec.name)
+        context = RetryContext(0, policy.max_retry_count)
+        delays = retry_delays(policy)
+        while True:
+            result = await self._attempt(spec, inputs, reason, log_calls, context, after)
+            if result.ok:
+                return result
+            if policy.max_retry_count != -1 and context.retry_count >= policy.max_retry_count:
+                logger.error("Function execution failed after '%d' retries.", context.retry_count)
+                return result
+            failure = RpcException(result.error_message, result.traceback)
+            context = RetryContext(context.retry_count + 1, policy.max_retry_count, failure)
+            delay = next(delays)
+            logger.debug("Waiting for `%s` before retrying function execution. Next attempt: '%d'. "
+                         "Max retry count: '%d'.", _dotnet_timespan(delay), context.retry_count,
+                         policy.max_retry_count)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, spec: FunctionSpec, inputs: Inputs, reason: str, log_calls: bool,
+                       retry: RetryContext | None, after: After | None) -> InvocationResult:
         invocation_id = new_invocation_id()
         logger = function_logger(spec.name)
         if log_calls:
             logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
         started = time.perf_counter()
-        result = await self._call(spec, inputs, invocation_id, retry)
+        try:
+            values = inputs if isinstance(inputs, dict) else await inputs()
+        except Exception as exc:  # an input binding failed: the invocation fails before the call
+            result = InvocationResult(invocation_id, error=exc, traceback=user_traceback(exc))
+        else:
+            result = await self._call(spec, values, invocation_id, retry)
         if result.ok and after is not None:
             try:
                 await after(result)
@@ -245,6 +293,33 @@ def _log_outcome(logger: logging.Logger, spec: FunctionSpec, result: InvocationR
                  "System.Private.CoreLib: Exception while executing function: Functions.%s. "
                  "System.Private.CoreLib: Result: Failure\nException: %s\nStack: %s", spec.name,
                  result.invocation_id, millis, spec.name, result.error_message, result.traceback.rstrip())
+
+
+def retry_delays(policy: RetryPolicy) -> Iterator[float]:
+    """Seconds to wait before retries 1, 2, ...: the fixed delay, or WebJobs'
+    RandomizedExponentialBackoffStrategy (minimum, then minimum + 0.8..1.2 x 2^(n-1) x minimum, capped)."""
+    if policy.strategy == "fixed_delay":
+        while True:
+            yield policy.delay_interval
+    low, high = policy.minimum_interval, policy.maximum_interval
+    current, exponent = 0.0, 0
+    while True:
+        if current != high:
+            interval = low + (_jitter.uniform(0.8, 1.2) * 2 ** (exponent - 1) * low if exponent > 0 else 0.0)
+            if interval < high:
+                current, exponent = interval, exponent + 1
+            else:
+                current = high
+        yield current
+
+
+def _dotnet_timespan(seconds: float) -> str:
+    """.NET's `TimeSpan.ToString()`: `[d.]hh:mm:ss[.fffffff]`."""
+    ticks = round(seconds * 10_000_000)
+    whole, fraction = divmod(ticks, 10_000_000)
+    days, rest = divmod(whole, 86_400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return (f"{days}." if days else "") + text + (f".{fraction:07d}" if fraction else "")
 
 
 def _format_timespan(seconds: float) -> str:
