@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from funcemu import __version__
-from funcemu.config import ConfigError, find_app_root, load_config
-from funcemu.console import ConsoleStdout, apply_log_levels, say, setup_console
+from funcemu.config import ConfigError, find_app_root, is_ip_address, load_config
+from funcemu.console import ConsoleStdout, apply_log_levels, in_ci, parse_level, say, setup_console
 from funcemu.errors import FuncemuError
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ NO_FUNCTIONS = ("No job functions found. Try making your job classes and methods
                 "extensions (e.g. Azure Storage, ServiceBus, Timers, etc.) make sure you've called the registration "
                 "method for the extension(s) in your startup code (e.g. builder.AddAzureStorage(), "
                 "builder.AddServiceBus(), builder.AddTimers(), etc.).")
+PROXIES_NOT_SUPPORTED = ("Warning: Proxies are not supported in Azure Functions v4. Instead of 'proxies.json', "
+                         "try Azure API Management: https://aka.ms/AAfiueq")
 
 
 def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
@@ -40,7 +42,8 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     start.add_argument("--app", type=Path, default=None, help="the function app folder (default: here)")
     start.add_argument("-p", "--port", type=int, default=None,
                        help="port (default: local.settings.json Host.LocalHttpPort, else 7071; 0 = any free port)")
-    start.add_argument("--host", "--address", dest="address", default=None, help="address to bind (127.0.0.1)")
+    start.add_argument("--host", "--address", dest="address", default=None,
+                       help="IP address to bind (default: local.settings.json Host.LocalHttpAddress, else 127.0.0.1)")
     start.add_argument("--cors", default=None, help="comma-separated allowed origins")
     start.add_argument("--cors-credentials", action="store_true", default=None)
     start.add_argument("--functions", nargs="+", default=None, metavar="NAME", help="serve only these functions")
@@ -55,6 +58,10 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
                        help="run orchestrator code in a child process, as the real host's worker does: "
                        "more throughput on two cores or more; breakpoints in orchestrators then need "
                        "a debugger attached to that process (POSIX only)")
+    start.add_argument("--user-log-level", default=None, metavar="LEVEL",
+                       help="minimum level of user logs shown: Trace, Debug, Information, Warning, Error, Critical, "
+                       "None (default: FUNCTIONS_USER_LOG_LEVEL, else host.json logging.logLevel.default, else "
+                       "Information)")
     start.add_argument("--verbose", action="store_true")
     if with_tools:  # `start` alone skips importing the durable tools: startup time counts
         _add_extra_commands(commands)
@@ -74,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(with_tools=argv[:1] != ["start"]).parse_args(argv)
     if args.command != "start":
         return int(args.run(args))
-    console = setup_console(verbose=args.verbose)
+    # Read from the environment before local.settings.json is applied, as Core Tools does.
+    args.user_log_level = _user_log_level(args.user_log_level or os.environ.get("FUNCTIONS_USER_LOG_LEVEL"))
+    user_level = parse_level(args.user_log_level) if args.user_log_level else None
+    console = setup_console(verbose=args.verbose or in_ci(os.environ), user_level=user_level)
     sys.stdout = ConsoleStdout(sys.stdout)  # print() in the app: `[time] line`, as the worker's stdout
     host: Host | None = None
     try:
@@ -90,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _user_log_level(name: str | None) -> str | None:
+    """A .NET LogLevel name; like Core Tools, anything else is ignored (the default applies)."""
+    return name.strip() if name and parse_level(name) is not None else None
+
+
 def _abandon(busy: int, code: int) -> None:
     """Exit without joining worker threads still inside a function (as the host kills its worker)."""
     log.warning("%d function invocation(s) still running at shutdown are abandoned.", busy)
@@ -100,13 +115,17 @@ def _abandon(busy: int, code: int) -> None:
 
 def _prepare(args: argparse.Namespace, console: logging.Handler) -> Host:
     """The configuration and the (not yet started) host; configuration errors raise ConfigError."""
+    if args.address is not None and not is_ip_address(args.address):
+        raise FuncemuError(f"--address: '{args.address}' is not an IP address (a host name is not accepted; "
+                           "use e.g. 127.0.0.1 or 0.0.0.0)")
     if args.app is not None and not args.app.is_dir():
         raise ConfigError(args.app, "not found: --app must name the function app folder")
     app_root = find_app_root(args.app or Path.cwd())
     data_dir = args.data_dir.resolve() if args.data_dir else None
     os.chdir(app_root)  # the worker's working directory is the app root
     config = load_config(app_root, port=args.port, address=args.address, cors=args.cors,
-                         cors_credentials=args.cors_credentials, functions=args.functions)
+                         cors_credentials=args.cors_credentials, functions=args.functions,
+                         user_log_level=args.user_log_level)
     apply_log_levels(console, config.log_levels)
     from funcemu.host import Host, HostOptions  # after the configuration: its errors need no server code
 
@@ -117,13 +136,19 @@ def _prepare(args: argparse.Namespace, console: logging.Handler) -> Host:
 
 async def _serve(host: Host, verbose: bool) -> int:
     _print_banner()
+    if (host.config.app_root / "proxies.json").exists():
+        say(PROXIES_NOT_SUPPORTED)
     await host.start()
     try:
+        # Both lines pass every log filter (docs §8): the worker's comes during host start, before the
+        # Functions block; the lease's after it, once the host is running.
+        log.info("Worker process started and initialized.")
         print_functions(host)
         if host.keys is not None:
             _print_keys(host.keys)
         if not verbose:
             say("For detailed output, run func with --verbose flag.")
+        log.info("Host lock lease acquired by instance ID '%s'.", host.host_id)
         address = host.config.address
         say(f"Listening on http://{f'[{address}]' if ':' in address else address}:{host.port}")
         await _wait_for_signal()

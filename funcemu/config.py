@@ -5,6 +5,7 @@ Every problem is a `ConfigError` naming the file and the key; nothing is half-ap
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -160,7 +161,7 @@ def load_local_settings(app_root: Path) -> LocalSettings:
     if not isinstance(host, dict):
         raise ConfigError(path, "must be an object", key="Host")
     return LocalSettings(values=values, connection_strings=_connection_strings(data, path),
-                         port=_port(host, path), address=host.get("LocalHttpAddress"),
+                         port=_port(host, path), address=_address(host, path),
                          cors=host.get("CORS"), cors_credentials=bool(host.get("CORSCredentials", False)),
                          path=path)
 
@@ -204,6 +205,22 @@ def _port(host: dict[str, Any], path: Path) -> int | None:
     return port
 
 
+def _address(host: dict[str, Any], path: Path) -> str | None:
+    address = host.get("LocalHttpAddress")
+    if address is not None and not is_ip_address(address):
+        raise ConfigError(path, f"must be an IP address, got {address!r}", key="Host.LocalHttpAddress")
+    return address
+
+
+def is_ip_address(text: Any) -> bool:
+    """`--address` and Host.LocalHttpAddress must be IP addresses, not host names (docs §8)."""
+    try:
+        ipaddress.ip_address(str(text))
+    except ValueError:
+        return False
+    return True
+
+
 def apply_settings(settings: LocalSettings, environ: dict[str, str] | os._Environ[str]) -> None:
     """Values become environment variables unless already set and non-empty (as Core Tools)."""
     items = list(settings.values.items())
@@ -229,7 +246,12 @@ def apply_host_environment(config: HostConfig, port: int, environ: Any = None) -
         environ["PYTHON_ENABLE_DEBUG_LOGGING"] = "1"
     user_level = "AzureFunctionsJobHost__logging__logLevel__Function"
     if not environ.get(user_level) and config.host_json.get("logging.logLevel.Function") is None:
-        environ[user_level] = "Information"  # the CLI's user log level, unless host.json configures one
+        environ[user_level] = config.user_log_level  # the CLI's user log level, unless host.json configures one
+    # What the host gives its language worker (docs §1.2): the worker's install directory (for funcemu, which
+    # is its own worker, the funcemu package) and the app root. The host sets them on the worker's
+    # environment, replacing inherited values.
+    environ["FUNCTIONS_WORKER_DIRECTORY"] = str(Path(__file__).resolve().parent)
+    environ["FUNCTIONS_APPLICATION_DIRECTORY"] = str(config.app_root)
 
 
 @dataclass
@@ -249,12 +271,16 @@ class HostConfig:
     functions_allow: list[str] | None
     script_file: str
     log_levels: dict[str, int] = field(default_factory=dict)
+    user_log_level: str = "Information"  # .NET name: --user-log-level, else logLevel.default, else Information
 
 
 def load_config(app_root: Path, *, port: int | None = None, address: str | None = None,
                 cors: str | None = None, cors_credentials: bool | None = None,
-                functions: list[str] | None = None, environ: Any = None) -> HostConfig:
-    """Read both files, push settings into the environment, and resolve every host option."""
+                functions: list[str] | None = None, user_log_level: str | None = None,
+                environ: Any = None) -> HostConfig:
+    """Read both files, push settings into the environment, and resolve every host option.
+
+    `user_log_level`: a .NET level name from `--user-log-level` or `FUNCTIONS_USER_LOG_LEVEL`."""
     environ = os.environ if environ is None else environ
     settings = load_local_settings(app_root)
     apply_settings(settings, environ)
@@ -264,6 +290,8 @@ def load_config(app_root: Path, *, port: int | None = None, address: str | None 
     host_json = load_host_json(app_root, dict(environ))
     chosen_port = port if port is not None else settings.port if settings.port is not None else DEFAULT_PORT
     origins = cors if cors is not None else settings.cors
+    log_levels = _log_levels(host_json)
+    default_level = host_json.section("logging.logLevel").get("default")
     return HostConfig(
         app_root=app_root, host_json=host_json, settings=settings, port=chosen_port,
         address=address or settings.address or "127.0.0.1",
@@ -273,7 +301,8 @@ def load_config(app_root: Path, *, port: int | None = None, address: str | None 
         cors_credentials=settings.cors_credentials if cors_credentials is None else cors_credentials,
         functions_allow=host_json.get_list("functions"),
         script_file=environ.get("PYTHON_SCRIPT_FILE_NAME") or "function_app.py",
-        log_levels=_log_levels(host_json),
+        log_levels=log_levels,
+        user_log_level=str(user_log_level or default_level or "Information").strip().capitalize(),
     )
 
 

@@ -1,8 +1,10 @@
 """Console output in the shape `func start` prints: `[yyyy-MM-ddTHH:mm:ss.fffZ] message` per line.
 
 Which records show follows Core Tools (docs §8): system categories from Warning (Information with
-`--verbose`), user categories from Information, `logging.logLevel.default` in host.json overriding
-both; then the host.json category rules (`Function`, `Function.<name>`, ...), longest prefix first.
+`--verbose` or in a CI environment), user categories from Information (`--user-log-level` or
+`FUNCTIONS_USER_LOG_LEVEL`), `logging.logLevel.default` in host.json overriding both (the user level
+only when not set explicitly); then the host.json category rules (`Function`, `Function.<name>`, ...),
+longest prefix first. Messages starting with `ALWAYS_SHOWN` pass every filter.
 User log records inside an invocation carry the category `Function.<name>.User`, as in the host.
 """
 
@@ -22,6 +24,10 @@ SYSTEM_PREFIXES = ("funcemu", "azure", "aiohttp", "asyncio", "urllib3")
 DOTNET_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "information": logging.INFO,
                  "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
                  "none": logging.CRITICAL + 10}
+# Core Tools treats the run as verbose when any of these is non-empty (cli: LoggingFilterHelper.IsCiEnvironment).
+CI_VARIABLES = ("CI", "CONTINUOUS_INTEGRATION", "BUILD_NUMBER", "RUN_ID")
+# Shown whatever the levels, compared case-insensitively (cli: ColoredConsoleLogger._allowedLogsPrefixes).
+ALWAYS_SHOWN = ("worker process started and initialized.", "host lock lease acquired by instance id")
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
 
 
@@ -39,6 +45,11 @@ def parse_level(value: Any) -> int | None:
     return DOTNET_LEVELS.get(str(value).strip().lower())
 
 
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """A CI environment lowers the system log level to Information, like `--verbose` (docs §8)."""
+    return any(environ.get(name) for name in CI_VARIABLES)
+
+
 def category_of(record: logging.LogRecord) -> str:
     """The host's category: user records inside an invocation belong to `Function.<name>.User`."""
     name = record.name
@@ -51,18 +62,21 @@ def category_of(record: logging.LogRecord) -> str:
 class CategoryFilter(logging.Filter):
     """System categories from `system_level` up; user categories (functions, user loggers) from `user_level`."""
 
-    def __init__(self, system_level: int, user_level: int, rules: Mapping[str, int] | None = None) -> None:
+    def __init__(self, system_level: int, user_level: int, rules: Mapping[str, int] | None = None,
+                 user_explicit: bool = False) -> None:
         super().__init__()
         self.system_level, self.user_level = system_level, user_level
+        self.user_explicit = user_explicit  # --user-log-level / FUNCTIONS_USER_LOG_LEVEL: host.json default won't override
         self.rules = {k.lower(): v for k, v in (rules or {}).items()}
 
     def filter(self, record: logging.LogRecord) -> bool:
         category = category_of(record)
         system = category.startswith(SYSTEM_PREFIXES)
-        if record.levelno < (self.system_level if system else self.user_level):
-            return False
         rule = self._rule(category.lower())
-        return rule is None or record.levelno >= rule
+        if record.levelno >= (self.system_level if system else self.user_level) and (
+                rule is None or record.levelno >= rule):
+            return True
+        return record.getMessage().lower().startswith(ALWAYS_SHOWN)
 
     def _rule(self, category: str) -> int | None:
         """The level of the longest host.json category that prefixes `category` (else `default`)."""
@@ -70,28 +84,39 @@ class CategoryFilter(logging.Filter):
         return self.rules[max(matches, key=len)] if matches else self.rules.get("default")
 
 
-def setup_console(verbose: bool = False, user_level: int = logging.INFO,
+def setup_console(verbose: bool = False, user_level: int | None = None,
                   stream: TextIO | None = None) -> logging.Handler:
+    """`verbose`: system records from Information; `user_level`: the explicit user level (else Information)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(ConsoleFormatter())
-    handler.addFilter(CategoryFilter(logging.INFO if verbose else logging.WARNING, user_level))
+    user = logging.INFO if user_level is None else user_level
+    handler.addFilter(CategoryFilter(logging.INFO if verbose else logging.WARNING, user,
+                                     user_explicit=user_level is not None))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h.formatter, ConsoleFormatter)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else min(user_level, logging.INFO))
+    root.setLevel(logging.DEBUG if verbose else min(user, logging.INFO))
+    # The Storage SDK's request/response dumps (several lines per queue poll) are wire traces, not host
+    # log lines: keep them out of --verbose and CI output.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     return handler
 
 
 def apply_log_levels(handler: logging.Handler, levels: Mapping[str, int]) -> None:
-    """host.json `logging.logLevel`: `default` sets both console levels, the rest are category rules."""
+    """host.json `logging.logLevel`: `default` sets the system level, and the user level unless that
+    was set explicitly; the rest are category rules. As the CLI sets `logLevel.Function` to the user
+    level when nothing configures it (docs §7), `function` defaults to the user level."""
     root = logging.getLogger()
     for found in handler.filters:
         if isinstance(found, CategoryFilter):
             found.rules = {k.lower(): v for k, v in levels.items()}
             default = found.rules.get("default")
             if default is not None:
-                found.system_level = found.user_level = default
+                found.system_level = default
+                if not found.user_explicit:
+                    found.user_level = default
+            found.rules.setdefault("function", found.user_level)
             root.setLevel(min(root.level, found.system_level, found.user_level))
 
 

@@ -159,3 +159,34 @@ def test_default_hub_name_is_the_sanitized_site_name(app: Path, site: str | None
 def test_empty_host_json_object_is_the_default_configuration(app: Path) -> None:
     write(app, "host.json", {})
     assert load_config(app, environ={}).route_prefix == "api"
+
+
+@pytest.mark.parametrize("given, host_json_default, expected", [
+    (None, None, "Information"), ("debug", "Warning", "Debug"), (None, "error", "Error"),
+])
+def test_the_user_log_level_reaches_the_function_category(app: Path, given: str | None,
+                                                          host_json_default: str | None, expected: str) -> None:
+    """Core Tools sets logLevel.Function to the user level: --user-log-level, else host.json default (§7, §8)."""
+    if host_json_default:
+        write(app, "host.json", {"version": "2.0", "logging": {"logLevel": {"default": host_json_default}}})
+    environ: dict[str, str] = {}
+    apply_host_environment(load_config(app, user_log_level=given, environ=environ), 7099, environ)
+    assert environ["AzureFunctionsJobHost__logging__logLevel__Function"] == expected
+
+
+def test_worker_and_application_directories_replace_inherited_values(app: Path) -> None:
+    environ = {"FUNCTIONS_APPLICATION_DIRECTORY": "/elsewhere", "FUNCTIONS_WORKER_DIRECTORY": "/old"}
+    apply_host_environment(load_config(app, environ=environ), 7099, environ)
+    assert environ["FUNCTIONS_APPLICATION_DIRECTORY"] == str(app)
+    assert Path(environ["FUNCTIONS_WORKER_DIRECTORY"]) == Path(apply_host_environment.__code__.co_filename).parent
+
+
+@pytest.mark.parametrize("address, ok", [("0.0.0.0", True), ("::1", True), ("localhost", False), ("my.host", False)])
+def test_local_http_address_must_be_an_ip_address(app: Path, address: str, ok: bool) -> None:
+    write(app, "local.settings.json", {"IsEncrypted": False, "Host": {"LocalHttpAddress": address}})
+    if ok:
+        assert load_config(app, environ={}).address == address
+    else:
+        with pytest.raises(ConfigError, match=rf"local.settings.json: Host.LocalHttpAddress must be an IP address, "
+                                              rf"got '{address}'"):
+            load_config(app, environ={})

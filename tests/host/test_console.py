@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
-from funcemu.console import CategoryFilter, ConsoleFormatter, current_function
+from funcemu.console import (
+    CategoryFilter,
+    ConsoleFormatter,
+    apply_log_levels,
+    current_function,
+    in_ci,
+    setup_console,
+)
 
 NONE = logging.CRITICAL + 10
 
@@ -55,8 +63,6 @@ def test_every_line_of_a_record_gets_the_utc_timestamp() -> None:
 
 def test_printed_lines_are_console_lines_and_a_flushed_prompt_passes_through() -> None:
     """print() in the app is the worker's stdout: each line a `Host.Function.Console` record (§3.11)."""
-    import io
-
     from funcemu.console import ConsoleStdout
 
     raw, shown = io.StringIO(), io.StringIO()
@@ -80,3 +86,47 @@ def test_printed_lines_are_console_lines_and_a_flushed_prompt_passes_through() -
     assert [line.split("] ", 1)[1] for line in lines] == ["two", "lines", "partial done"]
     assert all(line.startswith("[") and line[24:26] == "Z]" for line in lines)
     assert raw.getvalue() == "two\nlines\npartial done\n(Pdb) "  # the echo handler's lines, then the prompt
+
+
+@pytest.mark.parametrize("message", ["Worker process started and initialized.",
+                                     "host lock lease acquired by instance ID 'abc'."])
+def test_two_messages_are_always_shown(message: str) -> None:
+    """Core Tools shows these whatever the levels and rules (docs §8)."""
+    assert CategoryFilter(NONE, NONE, {"default": NONE}).filter(record("funcemu.cli", logging.INFO, message))
+    assert not CategoryFilter(NONE, NONE).filter(record("funcemu.cli", logging.INFO, "Worker process started"))
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, False), ({"CI": ""}, False), ({"CI": "true"}, True), ({"CONTINUOUS_INTEGRATION": "1"}, True),
+    ({"BUILD_NUMBER": "12"}, True), ({"RUN_ID": "x"}, True),
+])
+def test_ci_environments(environ: dict[str, str], expected: bool) -> None:
+    assert in_ci(environ) is expected
+
+
+def shown_after(user_level: int | None, levels: dict[str, int], name: str, level: int) -> bool:
+    root_level = logging.getLogger().level
+    handler = setup_console(user_level=user_level, stream=io.StringIO())
+    try:
+        apply_log_levels(handler, levels)
+        token = current_function.set("f")
+        try:
+            return all(f.filter(record(name, level)) for f in handler.filters if isinstance(f, logging.Filter))
+        finally:
+            current_function.reset(token)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
+
+
+@pytest.mark.parametrize("user_level, levels, name, level, expected", [
+    (None, {"default": logging.WARNING}, "root", logging.INFO, False),         # default sets the user level
+    (logging.INFO, {"default": logging.WARNING}, "root", logging.INFO, True),  # unless it was given
+    (logging.INFO, {"default": logging.WARNING}, "funcemu.host", logging.INFO, False),
+    (logging.DEBUG, {}, "root", logging.DEBUG, True),
+    (logging.WARNING, {}, "Function.f", logging.INFO, False),
+    (logging.DEBUG, {"function": logging.WARNING}, "root", logging.INFO, False),  # host.json Function wins
+])
+def test_explicit_user_level_and_host_json(user_level: int | None, levels: dict[str, int], name: str, level: int,
+                                           expected: bool) -> None:
+    assert shown_after(user_level, levels, name, level) is expected

@@ -12,7 +12,10 @@ import pytest
 from host_support import APPS
 from support import HostProcess
 
+from funcemu.console import CI_VARIABLES
+
 APP = APPS / "invoke_app"
+HINT = "For detailed output, run func with --verbose flag."
 ADMIN_REASON = "This function was programmatically called via the host APIs."
 HTTP_FUNCTIONS = {  # name -> (methods, route), as declared in the app
     "actx": ("", "actx"), "bp_where": ("", "bp/where"), "ctx": ("[GET,POST]", "ctx"),
@@ -20,11 +23,12 @@ HTTP_FUNCTIONS = {  # name -> (methods, route), as declared in the app
     "on_loop": ("", "loop"), "out_resp": ("", "out"), "out_unset": ("", "outunset"), "quiet": ("", "quiet"),
     "slow_async": ("", "slow/async"), "slow_sync": ("", "slow/sync"), "thread_name": ("", "thread"),
 }
+NOT_CI = dict.fromkeys(CI_VARIABLES, "")  # a CI environment shows system Information lines, as --verbose
 
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[HostProcess]:
-    with HostProcess(APP) as running:
+    with HostProcess(APP, env=NOT_CI) as running:
         yield running
 
 
@@ -57,8 +61,18 @@ def test_banner_then_block_then_listening(host: HostProcess) -> None:
     assert host.lines[0] == "" and host.lines[1].startswith("Azure Functions Core Tools")
     assert any(line.startswith("Core Tools Version:") for line in host.lines[:5])
     listening = next(i for i, line in enumerate(host.lines) if line.startswith("Listening on "))
-    assert host.lines.index("Functions:") < listening
-    assert not any(line.startswith("[") for line in host.lines[:listening])  # no system noise by default
+    functions, hint = host.lines.index("Functions:"), host.lines.index(HINT)
+    assert functions < hint < listening
+    logged = [(i, line.split("] ", 1)[1]) for i, line in enumerate(host.lines[:listening]) if line.startswith("[")]
+    # no system noise by default: only the two lines Core Tools always shows, the worker's before the
+    # Functions block, the lease's after the hint
+    assert [text for _, text in logged] == ["Worker process started and initialized.",
+                                            f"Host lock lease acquired by instance ID '{host_id(host)}'."]
+    assert logged[0][0] < functions and logged[1][0] > hint
+
+
+def host_id(host: HostProcess) -> str:
+    return str(host.call("GET", "/admin/host/status").json()["id"])
 
 
 def test_one_executing_executed_pair_per_invocation(host: HostProcess) -> None:

@@ -98,8 +98,8 @@ def test_console_script_in_a_subfolder_uses_local_http_port(tmp_path: Path) -> N
     settings["Host"]["LocalHttpPort"] = port
     (app / "local.settings.json").write_text(json.dumps(settings))
     (app / "sub").mkdir()
-    command = [str(Path(sys.executable).parent / "funcemu"), "start", "--host", "localhost"]
+    command = [str(Path(sys.executable).parent / "funcemu"), "start", "--host", "127.0.0.1"]
     with HostProcess(app, command=command, cwd=app / "sub") as running:
-        assert running.url == f"http://localhost:{port}"
+        assert running.url == f"http://127.0.0.1:{port}"
         assert request("GET", f"http://127.0.0.1:{port}/admin/host/status").json()["state"] == "Running"
         assert request("GET", f"http://127.0.0.1:{port}/settings").json()["cwd"] == str(app)
