@@ -161,7 +161,9 @@ def test_history_and_instance_rows(azurite: Azurite, azure_store: AzureStore, ru
     assert found[0]["_Timestamp"] == T0 and found[0]["ExecutionId"] == "e1"
     assert started["EventType"] == "ExecutionStarted" and started["Name"] == "hello"
     assert json.loads(started["OrchestrationInstance"]) == {"InstanceId": "order/1", "ExecutionId": "e1"}
-    assert started["ParentInstance"] == "null"
+    assert started["ParentInstance"] == "null" and started["Tags"] == "null"
+    assert started["GenerateNewTrace"] is False                          # §3.2: the current DTCore members
+    assert (scheduled["Tags"], scheduled["ParentTraceContext"]) == ("null", "null")
     assert (scheduled["EventType"], scheduled["EventId"], scheduled["Name"], scheduled["Input"]) == (
         "TaskScheduled", 0, "say", '["\\"Tokyo\\""]')
     assert timer["EventType"] == "TimerCreated" and timer["FireAt"] == T0 + timedelta(hours=1)
@@ -175,6 +177,7 @@ def test_history_and_instance_rows(azurite: Azurite, azure_store: AzureStore, ru
         "Name": "hello", "Version": "", "ExecutionId": "e1", "RuntimeStatus": "Running",
         "Input": '"\\"Tokyo\\""', "CustomStatus": '{"step":1}', "TaskHubName": hub, "Generation": 0}
     assert row["CreatedTime"] == T0 and "Output" not in row
+    assert row["Tags"] == "null"                                         # §4.2: JSON or "null"
 
 
 def test_completed_instance_columns(azurite: Azurite, azure_store: AzureStore, run: Run) -> None:
@@ -207,6 +210,7 @@ def test_messages_are_routed_by_hash(azurite: Azurite, azure_store: AzureStore, 
             assert body["$type"] == "DurableTask.AzureStorage.MessageData"
             event = body["TaskMessage"]["Event"]
             assert (event["$type"], event["EventType"]) == ("DurableTask.Core.History.EventRaisedEvent", 15)
+            assert body["Sender"] == {"InstanceId": "", "ExecutionId": ""}    # §5.3: a client send
             seen[body["TaskMessage"]["OrchestrationInstance"]["InstanceId"]] = queue
     hub = azure_store.names.hub.lower()
     assert seen == {i: f"{hub}-control-{fnv1a_32(i) % 4:02d}" for i in ids}
@@ -217,8 +221,10 @@ def test_activities_go_to_the_work_item_queue(azurite: Azurite, azure_store: Azu
     run(first_episode(azure_store, "act"))
     _, queues, _ = clients(azurite)
     [peeked] = queues.get_queue_client(azure_store.names.workitems_queue).peek_messages()
-    task = json.loads(peeked.content)["TaskMessage"]
+    body = json.loads(peeked.content)
+    task = body["TaskMessage"]
     assert task["OrchestrationInstance"]["InstanceId"] == "act"
+    assert body["Sender"] == {"InstanceId": "act", "ExecutionId": "e1"}    # §5.3: sent by the orchestration
     assert (task["Event"]["EventType"], task["Event"]["Name"], task["Event"]["Input"]) == (
         4, "say", '["\\"Tokyo\\""]')
     [item] = run(azure_store.fetch_activities(5))

@@ -1,19 +1,23 @@
 """Queue message bodies: DurableTask.AzureStorage's `MessageData` JSON (docs/azure-storage-taskhub.md §5.3).
 
 Bodies are written as raw UTF-8 JSON (DT.AS 2.x / Durable Functions 3.x, the default of current extension
-bundles) and read raw or Base64. Objects carry Newtonsoft `$type` names and enums are integers, so the
-real provider can read what funcemu writes. funcemu adds `FuncemuVisibleTime` (the `Message.visible_time`,
-which queue visibility only approximates to the second); other readers ignore unknown members.
+bundles) and read raw or Base64. Objects carry Newtonsoft `$type` names (TypeNameHandling.Objects: every
+object and dictionary, except `Sender`) and enums are integers, so the real provider can read what funcemu
+writes. Times are Newtonsoft's round-trip text, which trims trailing zeros (so at most 6 fractional digits
+from Python's microseconds). funcemu adds `FuncemuVisibleTime` (the `Message.visible_time`, which queue
+visibility only approximates to the second) and `FuncemuSendOrder` (see `order_key`); other readers ignore
+unknown members.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 from funcemu.durable.history import EventType, format_time, parse_time
 from funcemu.durable.store.base import ActivityItem, Message
@@ -21,15 +25,34 @@ from funcemu.durable.store.base import ActivityItem, Message
 MESSAGE_DATA = "DurableTask.AzureStorage.MessageData"
 TASK_MESSAGE = "DurableTask.Core.TaskMessage"
 INSTANCE_TYPE = "DurableTask.Core.OrchestrationInstance"
+STRING_DICTIONARY = ("System.Collections.Generic.Dictionary`2[[System.String, System.Private.CoreLib],"
+                     "[System.String, System.Private.CoreLib]]")
+OBJECT_DICTIONARY = ("System.Collections.Generic.Dictionary`2[[System.String, System.Private.CoreLib],"
+                     "[System.Object, System.Private.CoreLib]]")
+FAILURE_TYPE = "DurableTask.Core.FailureDetails"
+# The .NET types of the object members of DTCore events and TaskMessage (dictionaries are not recursed into).
+MEMBER_TYPES = {"OrchestrationInstance": INSTANCE_TYPE, "ParentInstance": "DurableTask.Core.ParentInstance",
+                "Tags": STRING_DICTIONARY, "OrchestrationTags": STRING_DICTIONARY,
+                "FailureDetails": FAILURE_TYPE, "InnerFailure": FAILURE_TYPE, "Properties": OBJECT_DICTIONARY,
+                "ParentTraceContext": "DurableTask.Core.Tracing.DistributedTraceContext",
+                "OrchestrationExecutionContext": "DurableTask.Core.OrchestrationExecutionContext"}
+DICTIONARIES = frozenset({STRING_DICTIONARY, OBJECT_DICTIONARY})
 VISIBLE_TIME = "FuncemuVisibleTime"
+SEND_ORDER = "FuncemuSendOrder"
 NO_ACTIVITY = "00000000-0000-0000-0000-000000000000"
 QUEUE_MESSAGE_LIMIT = 45 * 1024   # UTF-8 bytes; larger bodies go to a blob (§2.4)
-_TICK_FLOOR = 10**16              # our sequence numbers are 100-ns ticks since 1970, far above this
+_TICK_FLOOR = 10**16              # older funcemu sequence numbers were 100-ns ticks since 1970, far above this
+_SEQUENCE = itertools.count(1)    # the provider's per-process `SequenceNumber` counter (§5.3)
+# Who sent a message: (InstanceId, ExecutionId); clients send as ("", "") (§5.3).
+Sender: TypeAlias = tuple[str, str | None]
+CLIENT: Sender = ("", "")
+_OWN_EVENTS = frozenset({EventType.TaskScheduled, EventType.TaskCompleted, EventType.TaskFailed,
+                         EventType.TimerFired})
 
 
-class _Sequence:
-    """Per-process increasing `SequenceNumber`s that are also 100-ns Unix ticks, so they order sends
-    across processes too (the provider's counter starts at 0 in each process)."""
+class _SendOrder:
+    """Per-process increasing 100-ns Unix ticks: they order sends across processes too, where the queue's
+    `InsertedOn` (whole seconds) and the per-process `SequenceNumber` cannot."""
 
     last = 0
 
@@ -40,11 +63,14 @@ class _Sequence:
 
 
 def next_sequence() -> int:
-    return _Sequence.next()
+    return next(_SEQUENCE)
 
 
 def order_key(envelope: dict[str, Any], inserted_on: datetime | None) -> int:
-    """Send order: our tick sequence numbers, else (other writers) the queue's insertion time."""
+    """Send order: our send ticks (older funcemu messages: their tick sequence numbers), else (other
+    writers) the queue's insertion time, then `SequenceNumber` as the provider sorts (§5.5)."""
+    if isinstance(envelope.get(SEND_ORDER), int):
+        return int(envelope[SEND_ORDER])
     sequence = envelope.get("SequenceNumber") or 0
     if sequence >= _TICK_FLOOR or inserted_on is None:
         return int(sequence)
@@ -56,40 +82,64 @@ def event_class(event_type: int) -> str:
     return f"DurableTask.Core.History.{name if name == 'GenericEvent' else name + 'Event'}"
 
 
-def message_envelope(message: Message) -> dict[str, Any]:
-    return _envelope(message.instance_id, message.execution_id, message.event, message.visible_time)
+def message_envelope(message: Message, sender: Sender | None = None, episode: int | None = None) -> dict[str, Any]:
+    """`sender`/`episode`: the sending orchestration and its episode (count of OrchestratorStarted) when
+    the caller knows them; else the sender is inferred where the event tells it (see `sender_of`)."""
+    return _envelope(message.instance_id, message.execution_id, message.event, message.visible_time,
+                     sender or sender_of(message), episode)
 
 
-def activity_envelope(item: ActivityItem) -> dict[str, Any]:
+def activity_envelope(item: ActivityItem, episode: int | None = None) -> dict[str, Any]:
     """A work item is a TaskScheduled event for the orchestration; its input is a JSON array (§5)."""
     event = {"EventType": int(EventType.TaskScheduled), "EventId": item.task_id, "IsPlayed": False,
              "Timestamp": format_time(datetime.now(timezone.utc)), "Name": item.name, "Version": "",
              "Input": json.dumps([item.input]) if item.input is not None else None}
-    return _envelope(item.instance_id, item.execution_id, event, None)
+    return _envelope(item.instance_id, item.execution_id, event, None, (item.instance_id, item.execution_id),
+                     episode)
+
+
+def sender_of(message: Message) -> Sender:
+    """What the event tells of its sender: a work item, an activity result or a timer is the target
+    orchestration's own; a sub-orchestration start comes from its parent; anything else is sent as a
+    client would (the provider requires a sender, and reads its InstanceId for EventRaised)."""
+    event = message.event
+    if event.get("EventType") in _OWN_EVENTS:
+        return message.instance_id, message.execution_id
+    parent = (event.get("ParentInstance") or {}).get("OrchestrationInstance")
+    if event.get("EventType") == EventType.ExecutionStarted and isinstance(parent, dict) and parent.get("InstanceId"):
+        return str(parent["InstanceId"]), parent.get("ExecutionId")
+    return CLIENT
 
 
 def _envelope(instance_id: str, execution_id: str | None, event: dict[str, Any],
-              visible_time: datetime | None) -> dict[str, Any]:
+              visible_time: datetime | None, sender: Sender, episode: int | None) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "$type": MESSAGE_DATA, "ActivityId": str(uuid.uuid4()),
-        "TaskMessage": {
-            "$type": TASK_MESSAGE,
-            "Event": {"$type": event_class(event["EventType"]), **_typed(event)},
-            "SequenceNumber": 0,
-            "OrchestrationInstance": {"$type": INSTANCE_TYPE, "InstanceId": instance_id,
-                                      "ExecutionId": execution_id},
-            "OrchestrationExecutionContext": None},
-        "CompressedBlobName": None, "SequenceNumber": next_sequence(), "SerializableTraceContext": None}
+        "TaskMessage": typed({
+            "Event": typed(event, event_class(event["EventType"])), "SequenceNumber": 0,
+            "OrchestrationInstance": {"InstanceId": instance_id, "ExecutionId": execution_id},
+            "OrchestrationExecutionContext": None}, TASK_MESSAGE),
+        "CompressedBlobName": None, "SequenceNumber": next_sequence()}
+    if episode is not None:
+        envelope["Episode"] = episode
+    envelope["Sender"] = {"InstanceId": sender[0], "ExecutionId": sender[1]}   # no `$type` (TypeNameHandling.None)
+    envelope["SerializableTraceContext"] = None
+    envelope[SEND_ORDER] = _SendOrder.next()
     if visible_time is not None:
         envelope[VISIBLE_TIME] = format_time(visible_time)
     return envelope
 
 
-def _typed(event: dict[str, Any]) -> dict[str, Any]:
-    typed = dict(event)
-    if isinstance(typed.get("OrchestrationInstance"), dict):
-        typed["OrchestrationInstance"] = {"$type": INSTANCE_TYPE, **typed["OrchestrationInstance"]}
-    return typed
+def typed(value: dict[str, Any], type_name: str) -> dict[str, Any]:
+    """`value` as Newtonsoft writes a `type_name` object: `$type` first, known object members typed too."""
+    if type_name in DICTIONARIES:
+        return {"$type": type_name, **{key: item for key, item in value.items() if key != "$type"}}
+    result: dict[str, Any] = {"$type": type_name}
+    for key, item in value.items():
+        if key != "$type":
+            member = MEMBER_TYPES.get(key)
+            result[key] = typed(item, member) if member and isinstance(item, dict) else item
+    return result
 
 
 def wrapper_envelope(envelope: dict[str, Any], blob_name: str) -> dict[str, Any]:
@@ -97,8 +147,7 @@ def wrapper_envelope(envelope: dict[str, Any], blob_name: str) -> dict[str, Any]
     wrapper = {"$type": MESSAGE_DATA, "ActivityId": NO_ACTIVITY, "TaskMessage": None,
                "CompressedBlobName": blob_name, "SequenceNumber": envelope["SequenceNumber"],
                "SerializableTraceContext": None}
-    if VISIBLE_TIME in envelope:
-        wrapper[VISIBLE_TIME] = envelope[VISIBLE_TIME]
+    wrapper.update({name: envelope[name] for name in (SEND_ORDER, VISIBLE_TIME) if name in envelope})
     return wrapper
 
 

@@ -13,7 +13,7 @@ funcemu adds a few columns, all named `Funcemu*`, which other readers ignore:
   checkpoint) and `FuncemuOutboxId` (the id of the last complete checkpoint: its outbox rows are
   the ones to send, and a writer whose answer was lost finds out from it whether it committed);
 - on the instance row, the sentinel's ETag and event count (so a query yields the same etag as a read)
-  and `FuncemuParentInstanceId`.
+  and `FuncemuParentInstanceId`. Its `Tags` is always "null" (§4.2): funcemu keeps no tags.
 """
 
 from __future__ import annotations
@@ -42,6 +42,16 @@ LARGE_COLUMN_BYTES = 60 * 1024
 NULLS, JSONS = "FuncemuNulls", "FuncemuJson"
 KEY_COLUMNS = frozenset({"PartitionKey", "RowKey", "ExecutionId", "EventType", NULLS, JSONS})
 OUTBOX_PREFIX = "outbox-"
+# Members of current DTCore events that funcemu's events lack, at the value funcemu always has (null, false):
+# written as the provider writes that value (complex null: "null", §2.2), left out again when read back at
+# that value so an event reads back as written. A null string (`ClientSpanId`, `Correlation`) has no column.
+DEFAULT_MEMBERS: dict[int, dict[str, Any]] = {
+    EventType.ExecutionStarted: {"GenerateNewTrace": False},
+    EventType.TaskScheduled: {"ParentTraceContext": None, "Tags": None},
+    EventType.SubOrchestrationInstanceCreated: {"Tags": None},
+    EventType.EventRaised: {"ParentTraceContext": None},
+    EventType.ExecutionRewound: {"ParentTraceContext": None},
+}
 _STATUS_NAMES = [status.value for status in sorted(RuntimeStatus, key=lambda status: status.number)]
 _INT32 = range(-(2**31), 2**31)
 
@@ -70,7 +80,7 @@ def event_entity(event: Event, partition_key: str, key: str, execution_id: str) 
     entity: Entity = {"PartitionKey": partition_key, "RowKey": key, "ExecutionId": execution_id,
                       "EventType": EventType(event["EventType"]).name}
     nulls, jsons = [], []
-    for name, value in event.items():
+    for name, value in {**DEFAULT_MEMBERS.get(event["EventType"], {}), **event}.items():
         if name == "EventType":
             continue
         if name == "Timestamp":
@@ -104,8 +114,12 @@ def entity_event(entity: Entity) -> Event:
             event[name] = json.loads(value) if value not in ("", None) else None
         else:
             event[name] = _value(name, value)
-    for name in _names(entity.get(NULLS)):
+    nulls = _names(entity.get(NULLS))
+    for name in nulls:
         event[name] = None
+    for name, default in DEFAULT_MEMBERS.get(event["EventType"], {}).items():
+        if name in event and event[name] == default and name not in nulls:
+            del event[name]
     return event
 
 
@@ -166,7 +180,8 @@ def instance_entity(state: InstanceState, hub: str, etag: HubEtag) -> Entity:
         "RuntimeStatus": RuntimeStatus(state.runtime_status).value, "CreatedTime": state.created_time,
         "LastUpdatedTime": state.last_updated_time,
         "CustomStatus": state.custom_status if state.custom_status is not None else "null",
-        "TaskHubName": hub, "Generation": etag.generation, "FuncemuEventCount": etag.event_count}
+        "TaskHubName": hub, "Generation": etag.generation, "Tags": "null",
+        "FuncemuEventCount": etag.event_count}
     if RuntimeStatus(state.runtime_status).is_terminal:
         entity["CompletedTime"] = state.last_updated_time
     optional = {"Input": state.input, "Output": state.output, "FuncemuSentinelETag": etag.sentinel,
