@@ -19,6 +19,7 @@ from funcemu.app import FunctionSpec
 from funcemu.http.convert import build_http_request, render_http_response
 from funcemu.http.keys import LEVELS
 from funcemu.http.routes import FunctionRoute, RouteTable, RouteTemplate, join_route
+from funcemu.http.throttle import ThrottleOptions, is_admin_request, throttle_middleware
 from funcemu.invoke import HOST_API_REASON
 
 if TYPE_CHECKING:
@@ -53,10 +54,15 @@ class FunctionDispatcher:
         self.table = build_route_table(host.indexed.functions, host.config.route_prefix)
         self.body_limit = body_limit()
 
+    def serves_home(self, request: web.Request) -> bool:
+        """`GET /` that no function route takes: the home page, answered before the throttle (§4.1)."""
+        return (request.path == "/" and request.method in ("GET", "HEAD")
+                and self.table.resolve(request.method, "") is None)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         found = self.table.resolve(request.method, request.path[1:])
         if found is None:
-            if request.path == "/" and request.method in ("GET", "HEAD"):
+            if self.serves_home(request):
                 return await self.host.admin.home(request)
             return web.Response(status=404)
         route, values = found
@@ -163,6 +169,7 @@ def admin_auth_middleware(host: Host) -> Any:
 
 
 def build_application(host: Host, durable_app: web.Application | None) -> web.Application:
+    dispatcher = FunctionDispatcher(host)
     middlewares = []
     if host.config.cors_origins:
         middlewares.append(cors_middleware(host.config.cors_origins, host.config.cors_credentials))
@@ -171,15 +178,25 @@ def build_application(host: Host, durable_app: web.Application | None) -> web.Ap
         middlewares.append(custom_headers_middleware(custom))
     if host.keys is not None:
         middlewares.append(admin_auth_middleware(host))
+    throttle = ThrottleOptions.from_host_json(host.config.host_json)
+    if throttle.enabled:
+        middlewares.append(throttle_middleware(throttle, lambda r: is_admin_request(r) or dispatcher.serves_home(r)))
     app = web.Application(client_max_size=body_limit(), middlewares=middlewares)
     app.add_routes(host.admin.routes())
     if durable_app is not None:
         app.add_subapp("/runtime/webhooks/durabletask/", durable_app)
     if host.extra_routes:
         app.add_routes(host.extra_routes)
-    dispatcher = FunctionDispatcher(host)
+    if any(spec.trigger_type == "blobTrigger" for spec in host.indexed.functions):
+        app.router.add_post("/runtime/webhooks/blobs", lambda request: blob_webhook(host, request))
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     return app
+
+
+async def blob_webhook(host: Host, request: web.Request) -> web.StreamResponse:
+    """The blobs extension's Event Grid endpoint (§5.3); the blob triggers start after this app is built."""
+    from funcemu.triggers.blob import event_grid_webhook  # lazily: the Storage SDKs take ~1 s to import
+    return await event_grid_webhook(host, request)
 
 
 def level_required(auth_level: str) -> int:

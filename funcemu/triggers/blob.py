@@ -9,6 +9,11 @@ receipt is marked complete. The host queue is processed like a queue trigger (ex
 options), so a failing function is retried and then lands in `webjobs-blobtrigger-poison`. Thus each
 blob version triggers once per function, across restarts.
 
+A trigger with `source="EventGrid"` does not scan (§5.3): Event Grid posts BlobCreated events to
+`/runtime/webhooks/blobs?functionName=Host.Functions.<name>`, as in the storage extension every event
+becomes a host queue message (no receipt), and the function runs for the blob as it is then (no ETag
+check). Locally such events can be posted by hand (see `event_grid_webhook`).
+
 funcemu scans every SCAN_INTERVAL seconds. The host scans every 10 s and also reads storage analytics
 logs, which Azurite does not have; scanning more often locally only makes detection quicker. Blobs
 written by this host's own output bindings wake the scan at once, as in the host.
@@ -17,11 +22,16 @@ written by this host's own output bindings wake the scan at once, as in the host
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import json
 import logging
 import re
+import weakref
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from aiohttp import web
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient
@@ -39,6 +49,7 @@ SCAN_INTERVAL = 2.0
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
 _PARAMETER = re.compile(r"\{([^{}]+)\}")
+_PROCESSORS: weakref.WeakKeyDictionary[Any, BlobQueueProcessor] = weakref.WeakKeyDictionary()
 
 
 class BlobPathError(FuncemuError):
@@ -99,13 +110,18 @@ class BlobTrigger:
         self.host, self.spec, self.pattern, self.account = host, spec, pattern, account
         self.host_account, self.processor = processor.account, processor
         self.function_id = f"Host.Functions.{spec.name}"
+        self.event_grid = str(spec.trigger.get("source", "")).lower() == "eventgrid"
+        self.source = "EventGrid" if self.event_grid else "LogsAndContainerScan"
+        with contextlib.suppress(TypeError):  # for the webhook; a test double may not take weakrefs
+            _PROCESSORS[host] = processor
         self.receipt_prefix = f"blobreceipts/{host.host_id}/{self.function_id}"
         self._wakeup = watchers.subscribe(account.key("blob", pattern.container))
         self._seen: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"blob scan {self.spec.name}")
+        if not self.event_grid:  # EventGrid triggers only run for posted events
+            self._task = asyncio.create_task(self._run(), name=f"blob scan {self.spec.name}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -239,5 +255,63 @@ class BlobQueueProcessor:
             log.warning("Ignoring an unexpected message on the blob trigger queue: %r", received.body[:200])
             return True
         path = f"{message['ContainerName']}/{message['BlobName']}"
-        return await trigger.run_for(message["BlobName"], message.get("ETag"),
-                                     f"New blob detected(LogsAndContainerScan): {path}")
+        if trigger.event_grid and (str(message["ContainerName"]).lower() != trigger.pattern.container
+                                   or trigger.pattern.match(str(message["BlobName"])) is None):
+            log.warning("Blob '%s' does not match the path '%s' of function '%s'; it is not run.", path,
+                        trigger.spec.trigger.get("path"), trigger.spec.name)
+            return True
+        return await trigger.run_for(message["BlobName"], None if trigger.event_grid else message.get("ETag"),
+                                     f"New blob detected({trigger.source}): {path}")
+
+
+async def event_grid_webhook(host: Any, request: web.Request) -> web.StreamResponse:
+    """`POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>`, as the storage extension.
+
+    Header `aeg-event-type`: `SubscriptionValidation` => 200 `{"validationResponse": <data.validationCode>}`;
+    `Notification` => each event (an array, or one object) is queued for the function: 202, empty body;
+    `Unsubscribe` => 202; anything else => 400. A body it cannot read is a 500 (the extension throws).
+    """
+    processor = _PROCESSORS.get(host)
+    if processor is None:
+        return web.Response(status=503)  # the blob triggers have not started yet
+    function_id = request.query.get("functionName", "")
+    kind = request.headers.get("aeg-event-type", "").lower()
+    if kind not in ("subscriptionvalidation", "notification"):
+        return web.Response(status=202 if kind == "unsubscribe" else 400)
+    try:
+        body = json.loads(await request.read())
+        if kind == "subscriptionvalidation":
+            data = body[0]["data"] if isinstance(body, list) else json.loads(str(body["data"]))
+            log.info("perform handshake with eventGrid for function: %s", function_id)
+            return web.Response(text=json.dumps({"validationResponse": str(data["validationCode"])}))
+        events = body if isinstance(body, list) else [body]
+        messages = [blob_created_message(event, function_id) for event in events]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        log.error("The Event Grid request for '%s' cannot be read: %s: %s", function_id, type(exc).__name__, exc)
+        return web.Response(status=500)
+    for message in messages:
+        await processor.enqueue(message)
+    return web.Response(status=202)
+
+
+def blob_created_message(event: dict[str, Any], function_id: str) -> dict[str, Any]:
+    """The host queue message for one event: the blob from `data.url`, `data.eTag`, `data.blobType`."""
+    data = event["data"]
+    url = urlsplit(str(data["url"]))
+    parts = [unquote(p) for p in url.path.lstrip("/").split("/")]
+    if _path_style(url.hostname or "", url.port):
+        parts = parts[1:]  # http://127.0.0.1:10000/<account>/<container>/<blob> (Azurite)
+    if len(parts) < 2 or not parts[0] or not parts[-1]:
+        raise ValueError(f"data.url '{data['url']}' does not name a blob")
+    return {"Type": "BlobTrigger", "FunctionId": function_id,
+            "BlobType": str(data.get("blobType") or "BlockBlob"), "ContainerName": parts[0],
+            "BlobName": "/".join(parts[1:]), "ETag": str(data.get("eTag") or "").strip('"')}
+
+
+def _path_style(hostname: str, port: int | None) -> bool:
+    """As the SDK's BlobUriBuilder: an IP address (or a local emulator port) puts the account in the path."""
+    try:
+        ipaddress.ip_address(hostname)
+        return True
+    except ValueError:
+        return hostname == "localhost" or (port is not None and 10000 <= port <= 10009)

@@ -151,8 +151,9 @@ class TriggerStartup:
     def _prepare_blob(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:
         pattern = BlobPattern(spec.name, str(trigger.get("path", "")))
         if str(trigger.get("source", "")).lower() == "eventgrid":
-            log.warning("Function '%s': source EventGrid needs an Event Grid subscription; funcemu scans the "
-                        "container instead.", spec.name)
+            log.warning("Function '%s': source EventGrid does not scan the container; it runs for the Event Grid "
+                        "events posted to /runtime/webhooks/blobs?functionName=Host.Functions.%s", spec.name,
+                        spec.name)
         host_account = self._host_account(spec, "The blob trigger (receipts and its host queue)")
         processor = self._blob_processor(host_account)
         account = self.accounts.for_binding(spec.name, spec.trigger)
