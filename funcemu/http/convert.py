@@ -8,13 +8,11 @@ Newtonsoft/.NET text rendering). No I/O: the server calls these and writes the `
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 from email.utils import format_datetime
 from http.cookies import Morsel, SimpleCookie
 from typing import Any
@@ -24,13 +22,14 @@ import azure.functions as func
 from azure.functions import _abc as azf_abc  # the converter checks the abstract class, so do we
 from dateutil import parser as date_parser
 
+from funcemu.http.newtonsoft import HostFailure, NetDateTime, NotJson, dotnet_double, dumps, loads
+
 __all__ = ["HttpResult", "build_http_request", "render_http_response", "render_response_object"]
 
 _CONVERTER = "<class 'azure.functions.http.HttpResponseConverter'>"
 _EXPANDO = "System.Dynamic.ExpandoObject"  # what .NET's ToString() prints for a JSON object ...
 _LIST = "System.Collections.Generic.List`1[System.Object]"  # ... and for a JSON array
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^;\"\s]*)", re.IGNORECASE)
-_JSON_WS = " \t\n\r"
 
 
 @dataclass
@@ -177,19 +176,27 @@ def _cookie_max_age(text: str) -> int:
 
 
 def _render_string(text: str) -> HttpResult:
-    """HttpBinding.CreateResult for a string: JsonConvert.DeserializeObject first, then per kind."""
-    if text.strip(_JSON_WS) == "":
-        return _text_result(200, "", None, [])  # DeserializeObject gives null: empty body
+    """HttpBinding.CreateResult for a string: JsonConvert.DeserializeObject first, then per kind.
+
+    Newtonsoft's reader is lenient (see funcemu.http.newtonsoft); what it rejects stays a plain string.
+    A JObject is written out indented (JToken.ToString()) and read again as an ExpandoObject, outside
+    the host's try block: that second reading decides whether it is a response object.
+    """
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = loads(text)  # whitespace or comments only: null, an empty body
+    except NotJson:
         return _text_result(200, text, None, [])
     if isinstance(value, dict):
-        if _lookup(value, "body") is not _MISSING:
-            return render_response_object(value)
-        return _text_result(200, _newtonsoft_json(value, indent=0), None, [])
+        indented = dumps(value, indented=True)
+        try:
+            expando = loads(indented, expando=True)
+        except NotJson as error:
+            raise HostFailure(str(error)) from error
+        if _lookup(expando, "body") is not _MISSING:
+            return render_response_object(expando)
+        return _text_result(200, indented, None, [])
     if isinstance(value, list):
-        return _text_result(200, _newtonsoft_json(value, indent=0), None, [])
+        return _text_result(200, dumps(value, indented=True), None, [])
     return _text_result(200, "" if value is None else _dotnet_text(value), None, [])
 
 
@@ -205,7 +212,7 @@ def render_response_object(obj: dict[str, Any]) -> HttpResult:
     if body is _MISSING or body is None:
         text = ""
     elif isinstance(body, dict):
-        text = _newtonsoft_json(body, indent=None)  # Utility.ToJson(ExpandoObject, Formatting.None)
+        text = dumps(body, indented=False)  # Utility.ToJson(ExpandoObject, Formatting.None)
     else:
         text = _dotnet_text(body)
     return _text_result(_response_status(obj), text, content_type, header_list)
@@ -266,78 +273,15 @@ def _parse_int32(text: str) -> int | None:
 
 
 def _dotnet_text(value: object) -> str:
-    """object.ToString() of a value Newtonsoft parsed: True/False, shortest doubles, .NET type names."""
+    """object.ToString() of a value Newtonsoft parsed: True/False, shortest doubles, dates, .NET type names."""
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, float):
-        return _dotnet_double(value)
+        return dotnet_double(value)
+    if isinstance(value, NetDateTime):
+        return value.dotnet_text()
     if isinstance(value, dict):
         return _EXPANDO
     if isinstance(value, list):
         return _LIST
     return str(value)
-
-
-def _dotnet_double(value: float) -> str:
-    """double.ToString() on .NET Core 3+: shortest round-trip digits, E notation past 15 digits or below 1e-5."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
-    digits = "".join(map(str, digit_tuple)).lstrip("0")
-    scale = len(digits) + int(exponent)  # the decimal point sits after `scale` digits
-    digits = digits.rstrip("0")
-    minus = "-" if sign else ""
-    if scale > max(len(digits), 15) or scale < -3:
-        mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
-        return f"{minus}{mantissa}E{'+' if scale > 0 else '-'}{abs(scale - 1):02d}"
-    if scale <= 0:
-        return f"{minus}0.{'0' * -scale}{digits}"
-    if scale >= len(digits):
-        return f"{minus}{digits}{'0' * (scale - len(digits))}"
-    return f"{minus}{digits[:scale]}.{digits[scale:]}"
-
-
-def _newtonsoft_json(value: object, indent: int | None) -> str:
-    """JsonConvert serialization; `indent` is the nesting level for JToken.ToString() (Formatting.Indented).
-
-    The host's Environment.NewLine is "\\n" on Linux, where Azure runs Python apps; we use that.
-    """
-    if isinstance(value, dict):
-        items = [
-            f"{_json_string(str(k))}:{' ' if indent is not None else ''}{_newtonsoft_json(v, _deeper(indent))}"
-            for k, v in value.items()
-        ]
-        return _json_container("{", "}", items, indent)
-    if isinstance(value, list):
-        return _json_container("[", "]", [_newtonsoft_json(v, _deeper(indent)) for v in value], indent)
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, float):
-        text = _dotnet_double(value)
-        if not math.isfinite(value):
-            return f'"{text}"'  # FloatFormatHandling.String
-        return text if any(c in text for c in ".E") else f"{text}.0"  # EnsureDecimalPlace
-    return "null" if value is None else json.dumps(value)
-
-
-def _deeper(indent: int | None) -> int | None:
-    return None if indent is None else indent + 1
-
-
-def _json_container(opening: str, closing: str, items: list[str], indent: int | None) -> str:
-    if not items:
-        return opening + closing
-    if indent is None:
-        return opening + ",".join(items) + closing
-    pad = "  " * (indent + 1)
-    return f"{opening}\n{pad}" + f",\n{pad}".join(items) + f"\n{'  ' * indent}{closing}"
-
-
-def _json_string(text: str) -> str:
-    """Newtonsoft's default escaping: control characters, quote, backslash, and U+0085/U+2028/U+2029."""
-    quoted = json.dumps(text, ensure_ascii=False)
-    return quoted.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
