@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from funcemu.durable.orchestrator import HandlerReply
+from funcemu.errors import FuncemuError
 
 log = logging.getLogger("funcemu.durable")
 LENGTH = struct.Struct(">I")
@@ -70,6 +71,9 @@ class OrchestratorProcess:
 
     async def start(self) -> None:
         """Start the child; returns at once (episodes wait until it has loaded the app)."""
+        if os.name != "posix":
+            raise FuncemuError("--orchestrator-process needs a POSIX system (Linux, macOS); "
+                               "run without it to keep orchestrators in the host process")
         ours, theirs = socket.socketpair()
         if self._ready is None or self._ready.done():  # a restart keeps the future episodes wait on
             self._ready = asyncio.get_running_loop().create_future()

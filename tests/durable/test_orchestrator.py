@@ -195,7 +195,7 @@ class Run:
         self.past = self.past + new + [d.event for d in episode.decisions] + [orchestrator_completed(now)]
         return episode
 
-    def types(self) -> list[tuple[str, int]]:
+    def types(self) -> list[tuple[str, Any]]:
         """(event type, id) of the history's scheduling and completion events."""
         out = []
         for event in self.past:

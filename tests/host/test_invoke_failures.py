@@ -43,8 +43,8 @@ def timer_with_blob(timer: func.TimerRequest, data: str) -> None:
 @app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", use_monitor=False)
 def flaky(timer: func.TimerRequest, context: func.Context) -> None:
     retry = context.retry_context
-    RETRIES.append((retry.retry_count, retry.max_retry_count, retry.rpc_exception))
-    if len(RETRIES) < int(timer.schedule.get("succeed_on", 99)):
+    RETRIES.append((retry.retry_count, retry.max_retry_count, retry.rpc_exception))  # type: ignore[attr-defined]
+    if len(RETRIES) < int(timer.schedule.get("succeed_on", 99)):  # type: ignore[attr-defined]
         raise ValueError(f"attempt {retry.retry_count} fails")
 
 
@@ -58,7 +58,7 @@ def http_retry(req: func.HttpRequest) -> str:
 
 @functools.lru_cache(maxsize=1)
 def specs() -> dict[str, FunctionSpec]:
-    return {fn.get_function_name(): _spec(fn) for fn in app.get_functions()}
+    return {str(fn.get_function_name()): _spec(fn) for fn in app.get_functions()}
 
 
 def make_host(tmp_path: Path) -> Host:
