@@ -24,6 +24,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from funcemu.errors import FuncemuError
 log = logging.getLogger("funcemu.durable")
 LENGTH = struct.Struct(">I")
 RESTART_FIRST_DELAY, RESTART_MAX_DELAY = 0.5, 10.0
+STABLE_AFTER = 30.0  # seconds a child must have lived for its exit to restart the back-off
 STOP_TIMEOUT = 5.0
 
 
@@ -63,6 +65,7 @@ class OrchestratorProcess:
         self._reader_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._restart_delay = RESTART_FIRST_DELAY
+        self._started_at = 0.0
         self.starts = 0  # children started so far (a restart counts)
 
     @property
@@ -86,6 +89,7 @@ class OrchestratorProcess:
         finally:
             theirs.close()
         self.starts += 1
+        self._started_at = time.monotonic()
         reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=2**26)
         self._reader_task = asyncio.create_task(self._read(reader), name="funcemu-orchestrator-process")
 
@@ -128,7 +132,6 @@ class OrchestratorProcess:
         elif "ready" in header:
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
-            self._restart_delay = RESTART_FIRST_DELAY
         elif "fatal" in header:
             log.error("The orchestrator process could not load the app: %s", header["fatal"])
             if self._ready is not None and not self._ready.done():
@@ -155,6 +158,8 @@ class OrchestratorProcess:
             return
         if self._ready is None or self._ready.done():  # new episodes wait for the next child
             self._ready = asyncio.get_running_loop().create_future()
+        if time.monotonic() - self._started_at > STABLE_AFTER:  # not a crash loop: start over quickly
+            self._restart_delay = RESTART_FIRST_DELAY
         log.error("The orchestrator process exited (code %s); starting a new one in %.1f s", code,
                   self._restart_delay)
         await asyncio.sleep(self._restart_delay)
