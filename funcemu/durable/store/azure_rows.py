@@ -14,17 +14,24 @@ funcemu adds a few columns, all named `Funcemu*`, which other readers ignore:
   the ones to send, and a writer whose answer was lost finds out from it whether it committed);
 - on the instance row, the sentinel's ETag and event count (so a query yields the same etag as a read)
   and `FuncemuParentInstanceId`. Its `Tags` is always "null" (§4.2): funcemu keeps no tags.
+
+An entity's row (`@name@key`, §4.3) is written as the provider's entity scheduler leaves it: `Name` is the
+instance id, `ExecutionId` a new GUID, `Input` the scheduler state, `CustomStatus` the entity status; it reads
+back as the engine's state (the entity state in `output`). Rows funcemu wrote before (state in `Output`)
+read as they are.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from azure.data.tables import EdmType, EntityProperty
 
+from funcemu.durable.entities import parse_entity_id
 from funcemu.durable.history import EventType, format_time, parse_time
 from funcemu.durable.store.azure_names import SENTINEL_ROW, escape_key
 from funcemu.durable.store.base import InstanceState, RuntimeStatus
@@ -186,12 +193,17 @@ def instance_entity(state: InstanceState, hub: str, etag: HubEtag) -> Entity:
         entity["CompletedTime"] = state.last_updated_time
     optional = {"Input": state.input, "Output": state.output, "FuncemuSentinelETag": etag.sentinel,
                 "FuncemuParentInstanceId": state.parent_instance_id}
+    if is_entity(state.instance_id):
+        optional.update(Input=None, Output=None)
+        entity.update(_scheduler_columns(state))
     entity.update({name: value for name, value in optional.items() if value is not None})
     return entity
 
 
 def entity_instance(entity: Entity, instance_id: str) -> InstanceState:
     """The state of an instance row whose blob-URL columns were already replaced by their values."""
+    if is_entity(instance_id) and "Input" in entity:
+        entity = _engine_entity_row(entity, instance_id)
     custom = entity.get("CustomStatus")
     return InstanceState(
         instance_id=instance_id, name=entity.get("Name", ""), execution_id=entity.get("ExecutionId", ""),
@@ -201,6 +213,38 @@ def entity_instance(entity: Entity, instance_id: str) -> InstanceState:
         custom_status=None if custom in (None, "null") else custom,
         parent_instance_id=entity.get("FuncemuParentInstanceId"), version=entity.get("Version", "") or "",
         etag=HubEtag(entity.get("FuncemuSentinelETag"), sentinel_count(entity), _int(entity.get("Generation"))))
+
+
+def is_entity(instance_id: str) -> bool:
+    return instance_id.startswith("@")
+
+
+def _scheduler_columns(state: InstanceState) -> Entity:
+    """DTCore's `SchedulerState` and `EntityStatus` (defaults omitted; the state is a JSON string of its JSON
+    text; no queue, lock or suspension here, an empty sorter). `exists` is the one DF 2.x reads; DTCore
+    ignores it."""
+    exists = state.output is not None
+    scheduler: dict[str, Any] = {"exists": True, "state": state.output} if exists else {}
+    scheduler["sorter"] = {}
+    return {"Name": state.instance_id, "ExecutionId": uuid.uuid4().hex, "Input": _json(scheduler),
+            "CustomStatus": _json({"entityExists": True} if exists else {})}
+
+
+def _engine_entity_row(row: Entity, instance_id: str) -> Entity:
+    """An entity row in the provider's layout as the engine's state has it: the state in `Output`, no input,
+    no custom status, the entity's name, no execution id."""
+    try:
+        scheduler = json.loads(row["Input"])
+    except (TypeError, ValueError):
+        scheduler = None
+    if not isinstance(scheduler, dict):
+        return row
+    state = scheduler.get("state") if scheduler.get("exists", True) is not False else None
+    mapped = {name: value for name, value in row.items() if name not in ("Input", "Output", "CustomStatus")}
+    mapped.update(Name=parse_entity_id(instance_id)[0], ExecutionId="")
+    if isinstance(state, str):
+        mapped["Output"] = state
+    return mapped
 
 
 def _plain(value: Any) -> datetime:
