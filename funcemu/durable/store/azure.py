@@ -36,6 +36,15 @@ runs its episode, and the sentinel ETag lets only one episode of a kind commit (
 A process's own sends stay with it (up to the limits above) until it closes or dies (then after the lease).
 Limits: no partition leases, so no affinity of instances to processes; cross-process timers fire at the
 queue's real-time visibility, in-process ones exactly at the store clock's time.
+
+Only one app processes a hub at a time, as in the provider (§7.1, azure_applease.py): `open()` takes the
+lease on `{hub}-applease` with the id of this process's AppName (WEBSITE_SITE_NAME, else DTFX_APP_NAME,
+else ""), so processes of one app share it and the work, and `close()` releases it. While another app
+holds it, the store receives nothing (`ready_instances`, `pending_messages` and `fetch_activities` answer
+empty: the `_dispatching` gate) and tries again every 300 s; the management API keeps working meanwhile,
+as the provider's client does: starting, raising events, terminating, querying and purging only read and
+write the tables and send to the queues, and the lease holder processes what they send. `delete_task_hub`
+deletes the container with the lease (broken first if another app holds it).
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from funcemu.durable.store import azure_applease as applease
 from funcemu.durable.store import azure_envelope as envelopes
 from funcemu.durable.store import azure_rows as rows
 from funcemu.durable.store.azure_activities import WorkItems
@@ -173,6 +183,8 @@ class AzureStore:
         self._hub_ready = False
         self._renewer: asyncio.Task[None] | None = None
         self._services: tuple[TableServiceClient, QueueServiceClient, BlobServiceClient] | None = None
+        self._app_name = applease.app_name()
+        self._app_lease: applease.AppLease | None = None
 
     @property
     def poll_interval(self) -> float:
@@ -202,9 +214,11 @@ class AzureStore:
         self.queues = HubQueues(queues, self.names, self.blobs, self._lease)
         self.messaging = Messaging(self.queues)
         self.work_items = WorkItems(self.messaging, self.history, self._executions)
+        self._app_lease = applease.AppLease(blobs, self.names, self._app_name, self._app_lease_lost)
         try:
             await self._probe()
             await self._ensure_hub()
+            await self._app_lease.start()
         except BaseException:
             await self.close()
             raise
@@ -224,6 +238,8 @@ class AzureStore:
             except Exception as error:  # left for the next reader's recovery, which drops them (old ids)
                 log.warning("could not delete sent outbox rows: %s", describe(error))
             await self.messaging.release_all()
+        if self._app_lease is not None:
+            await self._app_lease.stop()
         for service in self._services or ():
             await service.close()
         self._services = None
@@ -258,17 +274,39 @@ class AzureStore:
         await asyncio.gather(
             *(ignore(tables.create_table(name), ResourceExistsError)
               for name in (names.history_table, names.instances_table, names.partitions_table)),
-            self.queues.create_queues(), self._create_app_lease(blobs))
+            self.queues.create_queues(), self._create_app_lease())
         partitions = tables.get_table_client(names.partitions_table)
         await asyncio.gather(*(ignore(partitions.create_entity({"PartitionKey": "", "RowKey": queue}),
                                        ResourceExistsError) for queue in names.control_queues))
         self._hub_ready = True
 
-    async def _create_app_lease(self, blobs: BlobServiceClient) -> None:
-        container = blobs.get_container_client(self.names.applease_container)
-        await ignore(container.create_container(), ResourceExistsError)
-        await ignore(container.upload_blob(self.names.appleaseinfo_blob, b"{}", overwrite=False),
-                      ResourceExistsError)
+    async def _create_app_lease(self) -> None:
+        """The `{hub}-applease` container and its info blob; a hub created again after `delete_task_hub`
+        while this store runs is leased again at once."""
+        assert self._app_lease is not None
+        await self._app_lease.create()
+        if self._app_lease.running and not self._app_lease.owned:
+            await self._app_lease.acquire()
+
+    def _dispatching(self) -> bool:
+        """Whether this process may take work from the hub's queues: the hub exists and this app holds
+        its app lease (azure_applease.py)."""
+        return self._hub_ready and self._app_lease is not None and self._app_lease.owned
+
+    async def _app_lease_lost(self) -> None:
+        """The app lease was refused on renewal (another app took it over): stop keeping sends and give
+        back the control messages and work items this process holds and has not started on (in-flight
+        work finishes; messages it had not deleted yet come back and are replayed by the new holder
+        against the history, as after a crash)."""
+        log.info("task hub '%s': the app lease was lost; this process stops processing the hub's queues "
+                 "and tries to take the lease again", self.names.hub)
+        messaging = self.messaging
+        messaging.holding = messaging.prefetching = False
+        held = [*messaging.inbox.held.values(), *messaging.prefetched.values()]
+        messaging.inbox.clear()
+        messaging.prefetched.clear()
+        messaging.items_dirty = True
+        await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
 
     async def _ready(self) -> None:
         if not self._hub_ready:
@@ -384,14 +422,13 @@ class AzureStore:
         """Delete every resource of the hub; a later write creates the hub again."""
         if self._services is None:
             return
-        tables, _, blobs = self._services
+        tables, _, _ = self._services
         names = self.names
+        assert self._app_lease is not None
         await asyncio.gather(
             *(ignore(tables.delete_table(name), ResourceNotFoundError)
               for name in (names.history_table, names.instances_table, names.partitions_table)),
-            self.queues.delete_queues(), self.blobs.delete_container(),
-            ignore(blobs.get_container_client(names.applease_container).delete_container(),
-                    ResourceNotFoundError))
+            self.queues.delete_queues(), self.blobs.delete_container(), self._app_lease.delete())
         self.messaging.clear()
         self._executions.clear()
         self._known.clear()
@@ -408,7 +445,7 @@ class AzureStore:
                                             envelopes.message_envelope(message)) for message in messages])
 
     async def ready_instances(self, now: datetime, limit: int) -> list[str]:
-        if not self._hub_ready:
+        if not self._dispatching():
             return []
         self.messaging.holding = True     # this process dispatches orchestrations: it may keep its sends
         self.messaging.watermark = now
@@ -427,7 +464,7 @@ class AzureStore:
         the engine asks right after `ready_instances` read the queues, and what arrived since then
         makes the instance ready again. Starts an episode of the instance in this task (`_Known`)."""
         _EPISODE.set(instance_id)
-        if not self._hub_ready:
+        if not self._dispatching():
             return []
         queue = self.queues.control_queue(instance_id)
 
@@ -609,7 +646,7 @@ class AzureStore:
     # activities
 
     async def fetch_activities(self, limit: int) -> list[ActivityItem]:
-        if not self._hub_ready or limit <= 0:
+        if not self._dispatching() or limit <= 0:
             return []
         every = self.max_queue_polling_interval * STALE_SHARE
         return await self._reachability.poll(lambda: self.work_items.fetch(limit, every),
