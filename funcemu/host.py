@@ -23,7 +23,7 @@ from funcemu.bindings import BindingRegistry
 from funcemu.config import HostConfig, apply_host_environment
 from funcemu.errors import FuncemuError
 from funcemu.http.admin import AdminApi
-from funcemu.http.keys import LEVELS, Keys
+from funcemu.http.keys import LEVELS, Keys, request_key
 from funcemu.http.server import build_application, level_required
 from funcemu.invoke import InvocationResult, Invoker
 
@@ -169,11 +169,10 @@ class Host:
     def authorized(self, request: web.Request, auth_level: str, function_name: str | None) -> bool:
         if self.keys is None:
             return True
-        key = request.headers.get("x-functions-key") or request.query.get("code")
         needed = level_required(auth_level)
         if needed == LEVELS["anonymous"]:
             return True
-        return self.keys.level_of(key, function_name) >= needed
+        return self.keys.level_of(request_key(request), function_name) >= needed
 
 
 def _bind(address: str, port: int) -> socket.socket:

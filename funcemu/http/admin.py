@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,6 +30,18 @@ HOME_PAGE = """<!DOCTYPE html>
 """
 
 
+AdminHandler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
+AdminRoute = tuple[frozenset[str] | None, re.Pattern[str], AdminHandler]
+
+
+def _route(method: str, template: str, handler: AdminHandler) -> AdminRoute:
+    """`{name}` is one segment; `*` is any method."""
+    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, ...
+    regex = "".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+    methods = None if method == "*" else frozenset({method, "HEAD"} if method == "GET" else {method})
+    return methods, re.compile(regex + "/?", re.IGNORECASE), handler
+
+
 def json_response(value: Any, status: int = 200) -> web.Response:
     """Compact JSON, as ASP.NET's serializer writes it (no spaces after `,` and `:`)."""
     return web.Response(status=status, body=json.dumps(value, separators=(",", ":")).encode(),
@@ -39,16 +53,27 @@ class AdminApi:
         self.host = host
         self.started = time.monotonic()
         self.background: set[asyncio.Task[Any]] = set()
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/admin/host/status", self.status),
-            web.route("*", "/admin/host/ping", self.ping),
-            web.get("/admin/functions", self.list_functions),
-            web.get("/admin/functions/{name}", self.get_function),
-            web.get("/admin/functions/{name}/status", self.function_status),
-            web.post("/admin/functions/{name}", self.invoke),
+        self._routes = [
+            _route("GET", "/admin/host/status", self.status),
+            _route("*", "/admin/host/ping", self.ping),
+            _route("GET", "/admin/functions", self.list_functions),
+            _route("GET", "/admin/functions/{name}", self.get_function),
+            _route("GET", "/admin/functions/{name}/status", self.function_status),
+            _route("POST", "/admin/functions/{name}", self.invoke),
         ]
+
+    def resolve(self, method: str, path: str) -> tuple[AdminHandler, dict[str, str]] | None:
+        """The admin route for `path` (Request.Path), if any: the dispatcher tries these before the
+        function routes (§4.1). As MVC attribute routes, literals match ignoring case and one trailing
+        `/` is allowed; a GET route also answers HEAD (as it did as an aiohttp route)."""
+        if path[:7].lower() != "/admin/":
+            return None
+        for methods, pattern, handler in self._routes:
+            if methods is None or method in methods:
+                found = pattern.fullmatch(path)
+                if found:
+                    return handler, found.groupdict()
+        return None
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         import os
@@ -57,7 +82,7 @@ class AdminApi:
         # exactly `text/html` (§4.6): aiohttp would add "; charset=utf-8" to a text response
         return web.Response(body=HOME_PAGE.format(version=__version__).encode(), headers={"Content-Type": "text/html"})
 
-    async def status(self, request: web.Request) -> web.Response:
+    async def status(self, request: web.Request, values: dict[str, str]) -> web.Response:
         payload: dict[str, Any] = {
             "id": self.host.host_id, "state": self.host.state, "version": HOST_VERSION,
             "versionDetails": f"{HOST_VERSION} (funcemu {__version__})",
@@ -71,14 +96,14 @@ class AdminApi:
             payload["errors"] = [f"{n}: {e}" for n, e in self.host.indexed.errors.items()]
         return json_response(payload)
 
-    async def ping(self, request: web.Request) -> web.Response:
+    async def ping(self, request: web.Request, values: dict[str, str]) -> web.Response:
         return web.Response(status=200)
 
     def _metadata(self, request: web.Request, name: str) -> dict[str, Any] | None:
         spec = self.host.indexed.get(name)
         if spec is None:
             return None
-        base = f"{request.scheme}://{request.host}"
+        base = f"{request.scheme}://{request.headers.get('Host', request.host)}"
         meta: dict[str, Any] = {"name": spec.name, "script_root_path_href": f"{base}/admin/vfs/",
                                 "href": f"{base}/admin/functions/{spec.name}",
                                 "config": {"bindings": spec.bindings}, "language": "python",
@@ -87,23 +112,23 @@ class AdminApi:
             meta["invoke_url_template"] = self.host.function_url(spec, base)
         return meta
 
-    async def list_functions(self, request: web.Request) -> web.Response:
+    async def list_functions(self, request: web.Request, values: dict[str, str]) -> web.Response:
         return json_response([self._metadata(request, s.name) for s in self.host.indexed.functions])
 
-    async def get_function(self, request: web.Request) -> web.Response:
-        meta = self._metadata(request, request.match_info["name"])
+    async def get_function(self, request: web.Request, values: dict[str, str]) -> web.Response:
+        meta = self._metadata(request, values["name"])
         return json_response(meta) if meta else web.Response(status=404)
 
-    async def function_status(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def function_status(self, request: web.Request, values: dict[str, str]) -> web.Response:
+        name = values["name"]
         error = next((e for n, e in self.host.indexed.errors.items() if n.lower() == name.lower()), None)
         if error:
             return json_response({"errors": [error]})
         return json_response({}) if self.host.indexed.get(name) else web.Response(status=404)
 
-    async def invoke(self, request: web.Request) -> web.Response:
+    async def invoke(self, request: web.Request, values: dict[str, str]) -> web.Response:
         """`POST /admin/functions/{name}` with `{"input": "..."}`: 202 and a background run."""
-        spec = self.host.indexed.get(request.match_info["name"])
+        spec = self.host.indexed.get(values["name"])
         try:
             body = await request.json(loads=json.loads) if request.can_read_body else None
         except ValueError:

@@ -24,12 +24,21 @@ from dateutil import parser as date_parser
 
 from funcemu.http.newtonsoft import HostFailure, NetDateTime, NotJson, dotnet_double, dumps, loads
 
-__all__ = ["HttpResult", "build_http_request", "render_http_response", "render_response_object"]
+__all__ = [
+    "HttpResult",
+    "InvalidOperationException",
+    "build_http_request",
+    "check_response",
+    "render_http_response",
+    "render_response_object",
+]
 
 _CONVERTER = "<class 'azure.functions.http.HttpResponseConverter'>"
 _EXPANDO = "System.Dynamic.ExpandoObject"  # what .NET's ToString() prints for a JSON object ...
 _LIST = "System.Collections.Generic.List`1[System.Object]"  # ... and for a JSON array
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^;\"\s]*)", re.IGNORECASE)
+_BAD_NAME_CHAR = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")  # Kestrel: a header name is an RFC 7230 token
+_BAD_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e]")  # Kestrel: HTAB, SP and visible ASCII only
 
 
 @dataclass
@@ -37,6 +46,10 @@ class HttpResult:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+class InvalidOperationException(ValueError):
+    """What Kestrel throws for a response it refuses to send (named so the log reads as the host's)."""
 
 
 # ---------------------------------------------------------------- request (§3.7)
@@ -127,6 +140,39 @@ def _host_headers(pairs: Iterable[tuple[str, object]]) -> tuple[str | None, list
             seen.add(name.lower())
             headers.append((name, _dotnet_text(value)))
     return content_type, headers
+
+
+def check_response(result: HttpResult, method: str) -> None:
+    """Raise InvalidOperationException for a response Kestrel would not send (the host then answers
+    500 with an empty body): a header with a non-ASCII or control character, a Content-Length that
+    is not a number or does not match the body, a status code that is not three digits."""
+    if not 100 <= result.status <= 999:
+        # Kestrel's exact bytes for such codes are not known; HTTP/1.1 status codes are three digits
+        # and clients (curl, http.client) refuse anything else, so this fails like the cases below.
+        raise InvalidOperationException(f"Invalid status code {result.status}: not three digits.")
+    for name, value in result.headers:
+        bad = _BAD_NAME_CHAR.search(name) or _BAD_VALUE_CHAR.search(value)
+        if bad:
+            code = ord(bad.group())
+            if code > 0xFFFF:  # .NET reports the first UTF-16 code unit (the high surrogate)
+                code = 0xD800 + ((code - 0x10000) >> 10)
+            raise InvalidOperationException(f"Invalid non-ASCII or control character in header: 0x{code:04X}")
+        if name.lower() == "content-length":
+            _check_content_length(value, len(result.body), method, result.status)
+
+
+def _check_content_length(value: str, written: int, method: str, status: int) -> None:
+    """Kestrel parses the header when it is set, and checks the bytes written against it
+    (not for HEAD or 304, whose body is never written)."""
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidOperationException(f'Invalid Content-Length: "{value}". Value must be a positive integral number.')
+    expected = int(value)
+    if method == "HEAD" or status == 304 or written == expected:
+        return
+    which = "many" if written > expected else "few"
+    raise InvalidOperationException(
+        f"Response Content-Length mismatch: too {which} bytes written ({written} of {expected})."
+    )
 
 
 # ---------------------------------------------------------------- cookies

@@ -1,7 +1,7 @@
 """Function keys for `--enable-auth`: generated once, kept in `<app>/.funcemu/keys.json`.
 
 As with `func start`, keys are not enforced unless auth is enabled. Keys come from the
-`x-functions-key` header (preferred) or the `code` query parameter.
+`x-functions-key` header (preferred) or the `code` query parameter (§4.4).
 """
 
 from __future__ import annotations
@@ -10,8 +10,22 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 LEVELS = {"anonymous": 0, "user": 1, "function": 2, "system": 3, "admin": 4}
+
+
+def request_key(request: web.Request) -> str | None:
+    """The key a request presents, as the host's AuthenticationLevelHandler reads it: the first
+    `x-functions-key` value whenever that header is present (so an empty one is no key), else the first
+    `code` query value, the name matched ignoring case (ASP.NET's QueryCollection)."""
+    key = request.headers.get("x-functions-key")
+    if key is not None:
+        return key
+    return next((value for name, value in request.query.items() if name.lower() == "code"), None)
 
 
 def _new_key() -> str:

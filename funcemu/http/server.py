@@ -2,6 +2,7 @@
 
 Matching follows the host: admin routes first, then function routes in host order (first match
 wins, a wrong method just continues), `/` is the home page, anything else is 404 with an empty body.
+Both match Kestrel's Request.Path: the decoded path with `.` and `..` segments removed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from funcemu.app import FunctionSpec
-from funcemu.http.convert import build_http_request, render_http_response
+from funcemu.http.convert import build_http_request, check_response, render_http_response
 from funcemu.http.keys import LEVELS
 from funcemu.http.routes import FunctionRoute, RouteTable, RouteTemplate, join_route
 from funcemu.http.throttle import ThrottleOptions, is_admin_request, throttle_middleware
@@ -56,11 +57,16 @@ class FunctionDispatcher:
 
     def serves_home(self, request: web.Request) -> bool:
         """`GET /` that no function route takes: the home page, answered before the throttle (§4.1)."""
-        return (request.path == "/" and request.method in ("GET", "HEAD")
+        return (request_path(request) == "/" and request.method in ("GET", "HEAD")
                 and self.table.resolve(request.method, "") is None)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        found = self.table.resolve(request.method, request.path[1:])
+        path = request_path(request)
+        admin = self.host.admin.resolve(request.method, path)
+        if admin is not None:
+            handler, values = admin
+            return await handler(request, values)
+        found = self.table.resolve(request.method, path[1:])
         if found is None:
             if self.serves_home(request):
                 return await self.host.admin.home(request)
@@ -79,20 +85,22 @@ class FunctionDispatcher:
         if (request.content_length or 0) > self.body_limit:
             return web.Response(status=413)  # as Kestrel: refused before the function runs, empty body
         body = await request.read() if request.content_length else b""
-        url = request_url(request.scheme, request.host, request.raw_path)
+        url = request_url(request.scheme, request.headers.get(hdrs.HOST, request.host), request.raw_path)
         req = build_http_request(request.method, url, list(request.headers.items()),
                                  list(request.query.items()), values, body)
         metadata: dict[str, Any] = {**values, "Query": dict(request.query), "Headers": dict(request.headers)}
         result = await self.host.call(spec, spec.trigger["name"], req, metadata, reason=HOST_API_REASON,
-                                      convert=lambda done: self.render(spec, done.return_value, done.outputs))
+                                      convert=lambda done: self.render(spec, request.method, done.return_value,
+                                                                       done.outputs))
         if not result.ok:
             return web.Response(status=500)
         response: web.StreamResponse = result.converted
         return response
 
     @staticmethod
-    def render(spec: FunctionSpec, return_value: Any, outputs: dict[str, Any]) -> web.StreamResponse:
-        """The HTTP output binding's value as a response; TypeError/ValueError fail the invocation."""
+    def render(spec: FunctionSpec, method: str, return_value: Any, outputs: dict[str, Any]) -> web.StreamResponse:
+        """The HTTP output binding's value as a response; TypeError/ValueError fail the invocation
+        (including a response Kestrel refuses to send)."""
         http_out = next((b for b in spec.output_bindings if b["type"] == "http"), None)
         if http_out is None:
             return web.Response(status=200)
@@ -100,6 +108,7 @@ class FunctionDispatcher:
         if value is None and http_out["name"] != "$return":
             return web.Response(status=200)
         rendered = render_http_response(value)
+        check_response(rendered, method)
         response = web.Response(status=rendered.status, body=rendered.body)
         for name, header in rendered.headers:
             if name.lower() == "set-cookie":
@@ -157,8 +166,8 @@ def admin_auth_middleware(host: Host) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path.lower()
-        if path.startswith("/admin/") and path != "/admin/host/ping":
+        path = request_path(request).lower()
+        if path.startswith("/admin/") and path not in ("/admin/host/ping", "/admin/host/ping/"):
             if not host.authorized(request, "admin", None):
                 return web.Response(status=401)
         elif path.startswith("/runtime/webhooks/") and not host.authorized(request, "system", None):
@@ -182,7 +191,6 @@ def build_application(host: Host, durable_app: web.Application | None) -> web.Ap
     if throttle.enabled:
         middlewares.append(throttle_middleware(throttle, lambda r: is_admin_request(r) or dispatcher.serves_home(r)))
     app = web.Application(client_max_size=body_limit(), middlewares=middlewares)
-    app.add_routes(host.admin.routes())
     if durable_app is not None:
         app.add_subapp("/runtime/webhooks/durabletask/", durable_app)
     if host.extra_routes:
@@ -203,10 +211,41 @@ def level_required(auth_level: str) -> int:
     return LEVELS.get(auth_level.lower(), LEVELS["function"])
 
 
+def request_path(request: web.Request) -> str:
+    """Kestrel's Request.Path for routing: the decoded path without `.`/`..` segments (§4.2)."""
+    path = request.path
+    return remove_dot_segments(path) if "/." in path else path
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 for an absolute path, as Kestrel's PathNormalizer: `/a/./b/../c` -> `/a/c`;
+    `..` never climbs above the root; a final `.` or `..` leaves a trailing `/`."""
+    segments = path.split("/")[1:]
+    kept: list[str] = []
+    for index, segment in enumerate(segments):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+            continue
+        if index == len(segments) - 1:
+            kept.append("")
+    return "/" + "/".join(kept)
+
+
 def request_url(scheme: str, host: str, raw_path: str) -> str:
     """`{scheme}://{Host}{Path}{QueryString}` (§3.7): ASP.NET's Request.Path is decoded, except for an
-    encoded "/" (Kestrel keeps %2F so that path segments stay segments); the query string stays raw."""
+    encoded "/" (Kestrel keeps %2F so that path segments stay segments), and without `.`/`..` segments;
+    the query string stays raw. An absolute-form target (`GET http://host:port/p?q`, as sent to a proxy)
+    gives Path and QueryString from its path and query; the Host header stays the authority."""
+    if not raw_path.startswith("/") and "://" in raw_path:
+        rest = raw_path.split("://", 1)[1]
+        target = rest[min(i for i in (rest.find("/"), rest.find("?"), len(rest)) if i >= 0):]
+        raw_path = target if target.startswith("/") else "/" + target
     path, mark, query = raw_path.partition("?")
     decoded = "".join(part if re.fullmatch(r"%2[fF]", part) else unquote(part)
                       for part in re.split(r"(%2[fF])", path))
+    if "/." in decoded:
+        decoded = remove_dot_segments(decoded)
     return f"{scheme}://{host}{decoded}{mark}{query}"
