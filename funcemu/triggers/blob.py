@@ -2,8 +2,8 @@
 
 Each blob-triggered function scans its container (`path` is `<container>/<pattern>`, the pattern's
 `{name}`-style parameters become binding data). For every blob version (ETag) not seen before, the
-receipt blob `azure-webjobs-hosts/blobreceipts/<hostId>/Host.Functions.<name>/<ETag>/<container>/<blob>`
-decides: completed => skip; otherwise the receipt is created, a message `{FunctionId, BlobType,
+receipt blob `azure-webjobs-hosts/blobreceipts/<hostId>/Host.Functions.<name>/"<ETag>"/<container>/<blob>`
+decides: completed (no `Incomplete` metadata) => skip; otherwise the receipt is created, a message `{FunctionId, BlobType,
 ContainerName, BlobName, ETag}` goes to the host queue `azure-webjobs-blobtrigger-<hostId>`, and the
 receipt is marked complete. The host queue is processed like a queue trigger (extensions.queues
 options), so a failing function is retried and then lands in `webjobs-blobtrigger-poison`. Thus each
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import json
 import logging
 import re
@@ -40,6 +41,7 @@ from funcemu.app import FunctionSpec
 from funcemu.errors import FuncemuError
 from funcemu.invoke import HOST_API_REASON
 from funcemu.triggers.convert import annotation, decode_input, metadata_datums
+from funcemu.triggers.expressions import tokens
 from funcemu.triggers.inputs import blob_datum
 from funcemu.triggers.polling import QueueListener, QueueOptions, Received, encode_body
 from funcemu.triggers.storage import StorageAccount, Watchers
@@ -48,7 +50,7 @@ log = logging.getLogger("funcemu.triggers.blob")
 SCAN_INTERVAL = 2.0
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
-_PARAMETER = re.compile(r"\{([^{}]+)\}")
+INCOMPLETE = "Incomplete"   # BlobReceipt: the key's presence marks an incomplete receipt (value = key)
 _PROCESSORS: weakref.WeakKeyDictionary[Any, BlobQueueProcessor] = weakref.WeakKeyDictionary()
 
 
@@ -58,33 +60,51 @@ class BlobPathError(FuncemuError):
 
 
 class BlobPattern:
-    """`container/prefix-{name}.{ext}`: a literal container and a blob-name pattern, compiled once."""
+    """`container/prefix-{name}.{ext}`: a literal container and a blob-name pattern, compiled once.
+
+    As the SDK's BindingTemplateSource: a parameter captures any text, even none (`(?<name>.*)`), and
+    `{{`/`}}` are literal braces. A path that is only a container matches every blob in it
+    (FixedBlobPathSource)."""
 
     def __init__(self, function: str, path: str) -> None:
         container, _, pattern = path.strip("/").partition("/")
         if not container or "{" in container or "}" in container:
             raise BlobPathError(function, path, "must start with a literal container name ('<container>/...').")
         self.container, self.pattern = container.lower(), pattern
-        self.prefix = pattern.split("{", 1)[0]
+        pieces = tokens(pattern)
+        self.prefix = "".join(text for text, _ in itertools.takewhile(lambda piece: not piece[1], pieces))
         self.names: list[str] = []
-        self.regex = re.compile("^" + self._compile(function, path, pattern) + "$", re.DOTALL)
+        body = self._compile(function, path, pieces) if pattern else ".*"
+        self.regex = re.compile("^" + body + "$", re.DOTALL)
 
-    def _compile(self, function: str, path: str, pattern: str) -> str:
-        parts, position = [], 0
-        for match in _PARAMETER.finditer(pattern):
-            name = match.group(1).strip()
+    def _compile(self, function: str, path: str, pieces: list[tuple[str, bool]]) -> str:
+        parts = []
+        for text, is_parameter in pieces:
+            if not is_parameter:
+                parts.append(re.escape(text))
+                continue
+            name = text.strip()
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name.lower() in (n.lower() for n in self.names):
                 raise BlobPathError(function, path, f"has an invalid or repeated parameter '{{{name}}}'.")
             self.names.append(name)
-            parts.append(re.escape(pattern[position:match.start()]))
-            parts.append(f"(?P<{name}>.+)")
-            position = match.end()
-        parts.append(re.escape(pattern[position:]))
+            parts.append(f"(?P<{name}>.*)")
         return "".join(parts)
 
     def match(self, blob_name: str) -> dict[str, str] | None:
         found = self.regex.match(blob_name)
         return found.groupdict() if found else None
+
+
+def receipt_completed(metadata: dict[str, str]) -> bool:
+    """As BlobReceipt.FromMetadata (no `Incomplete` key => complete), plus funcemu's older
+    `IsCompleted: false` receipts, which are incomplete."""
+    keys = {key.lower(): value for key, value in metadata.items()}
+    return INCOMPLETE.lower() not in keys and keys.get("iscompleted", "true").lower() != "false"
+
+
+def completed_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """BlobReceipt.Complete.ToMetadata: the other metadata stays, the incomplete marks go."""
+    return {k: v for k, v in metadata.items() if k.lower() not in (INCOMPLETE.lower(), "iscompleted")}
 
 
 def host_queue_name(host_id: str) -> str:
@@ -147,7 +167,7 @@ class BlobTrigger:
         enqueued = 0
         try:
             async for blob in container.list_blobs(name_starts_with=self.pattern.prefix or None):
-                etag = str(blob.etag).strip('"')
+                etag = '"' + str(blob.etag).strip('"') + '"'   # as the header gives it (BlobProperties.ETag)
                 if self._seen.get(blob.name) == etag or self.pattern.match(blob.name) is None:
                     continue
                 if await self._claim(blob.name, etag):
@@ -161,23 +181,37 @@ class BlobTrigger:
         path = f"{self.receipt_prefix}/{etag}/{self.pattern.container}/{blob_name}"
         return self.host_account.container(HOSTS_CONTAINER).get_blob_client(path)
 
-    async def _claim(self, blob_name: str, etag: str) -> bool:
-        """The receipt protocol: skip completed receipts; create, enqueue, then mark complete."""
-        receipt = self._receipt(blob_name, etag)
+    async def _receipt_state(self, receipt: BlobClient) -> bool | None:
+        """None when there is no receipt, else whether it is complete."""
         try:
             props = await receipt.get_blob_properties()
-            if (props.metadata or {}).get("IsCompleted") == "true":
-                return False
         except ResourceNotFoundError:
+            return None
+        return receipt_completed(props.metadata or {})
+
+    async def _claim(self, blob_name: str, etag: str) -> bool:
+        """The receipt protocol (BlobTriggerExecutor): skip completed receipts; otherwise create an
+        incomplete one, enqueue, then mark it complete. The receipt name keeps the ETag as the
+        storage SDK reports it, quotes included; funcemu's older receipts (ETag without quotes,
+        metadata `IsCompleted`) still count."""
+        receipt = self._receipt(blob_name, etag)
+        state = await self._receipt_state(receipt)
+        if state is None and etag.startswith('"'):
+            state = await self._receipt_state(self._receipt(blob_name, etag.strip('"')))
+        if state:
+            return False
+        if state is None:
             await self.host_account.ensure_container(HOSTS_CONTAINER)
             try:
-                await receipt.upload_blob(b"", metadata={"IsCompleted": "false"}, overwrite=False)
+                await receipt.upload_blob(b"", metadata={INCOMPLETE: INCOMPLETE}, overwrite=False)
             except ResourceExistsError:
-                pass  # a crash after creating it left it incomplete: enqueue again (at least once)
+                pass  # another scan just created it: enqueue anyway (at least once)
         message = {"Type": "BlobTrigger", "FunctionId": self.function_id, "BlobType": "BlockBlob",
                    "ContainerName": self.pattern.container, "BlobName": blob_name, "ETag": etag}
         await self.processor.enqueue(message)
-        await receipt.set_blob_metadata({"IsCompleted": "true"})
+        with contextlib.suppress(ResourceNotFoundError):  # the receipt was deleted meanwhile: nothing to mark
+            props = await receipt.get_blob_properties()
+            await receipt.set_blob_metadata(completed_metadata(props.metadata or {}))
         return True
 
     async def run_for(self, blob_name: str, etag: str | None, reason: str) -> bool:
@@ -186,7 +220,7 @@ class BlobTrigger:
         blob = self.account.container(self.pattern.container).get_blob_client(blob_name)
         try:
             props = await blob.get_blob_properties()
-            if etag is not None and str(props.etag).strip('"') != etag:
+            if etag is not None and str(props.etag).strip('"') != etag.strip('"'):
                 return True
             stream = await blob.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
             content = await stream.readall()

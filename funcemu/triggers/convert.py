@@ -114,8 +114,9 @@ def datum_text(datum: meta.Datum) -> str:
 
 
 def json_datum(value: Any) -> meta.Datum:
-    """Non-string trigger metadata travels as JSON TypedData (e.g. DequeueCount `1`)."""
-    return meta.Datum(json.dumps(value), "json")
+    """Non-string trigger metadata travels as JSON TypedData (e.g. DequeueCount `1`), written by the
+    host's ToRpcDefault (JsonConvert.SerializeObject: compact, non-ASCII kept)."""
+    return meta.Datum(json.dumps(value, separators=(",", ":"), ensure_ascii=False), "json")
 
 
 def metadata_datums(system: dict[str, Any]) -> dict[str, meta.Datum]:

@@ -16,7 +16,8 @@ from typing import Any
 from funcemu.errors import FuncemuError
 
 SETTING = re.compile(r"%([^%\s]+)%")
-EXPRESSION = re.compile(r"\{([^{}]+)\}")
+# As the SDK's BindingTemplateParser: `{{` / `}}` are a literal brace, `{name}` a parameter.
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]+)\}|[^{}]+|[{}]")
 NOT_RESOLVED = {"name", "type", "direction", "dataType"}
 DEFAULT_DATETIME_FORMAT = "yyyy-MM-ddTHH-mm-ssZ"   # `{DateTime}` => 2018-02-16T17-59-55Z (host docs)
 _DOTNET_TOKENS = re.compile(r"yyyy|yy|MM|dd|HH|hh|mm|ss|fff|ff|f|tt|.", re.DOTALL)
@@ -50,16 +51,30 @@ def _setting_replacer(function: str, binding: Mapping[str, Any], key: str, value
     return replace
 
 
+def tokens(template: str) -> list[tuple[str, bool]]:
+    """`(text, is_parameter)` pieces of a template; `{{2014}}` is the literal `{2014}`. A stray or empty
+    brace stays literal (the host rejects such a template when indexing)."""
+    found = []
+    for match in _TOKEN.finditer(template):
+        text = match.group(0)
+        if match.group(1) is not None:
+            found.append((match.group(1), True))
+        else:
+            found.append((text[0] if text in ("{{", "}}") else text, False))
+    return found
+
+
 def parameters(template: str) -> list[str]:
     """The `{...}` expressions of a template, in order."""
-    return [m.group(1) for m in EXPRESSION.finditer(template)]
+    return [text for text, is_parameter in tokens(template) if is_parameter]
 
 
 def render(template: str, data: Mapping[str, Any], *, function: str = "",
            now: datetime | None = None) -> str:
     """Fill every `{expr}` of `template` from `data` (case-insensitive, dotted paths) or the built-ins."""
     moment = now or datetime.now(timezone.utc)
-    return EXPRESSION.sub(lambda m: _value(m.group(1), data, function, moment), template)
+    return "".join(_value(text, data, function, moment) if is_parameter else text
+                   for text, is_parameter in tokens(template))
 
 
 def _value(expression: str, data: Mapping[str, Any], function: str, now: datetime) -> str:

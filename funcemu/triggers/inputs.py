@@ -102,8 +102,7 @@ class InputProviders:
                 value = None
         else:
             value = await self._query(client, table_filter(partition_key, prop("filter")), prop("take"))
-        datum = meta.Datum(json.dumps(value), "json") if value is not None else None
-        return decode_input(spec, binding, datum, {})
+        return decode_input(spec, binding, table_datum(value), {})
 
     async def _query(self, client: Any, query: str | None, take: str | None) -> list[dict[str, Any]]:
         limit = int(take) if take else None
@@ -117,3 +116,14 @@ class InputProviders:
         except ResourceNotFoundError:
             return []
         return rows
+
+
+def table_datum(value: dict[str, Any] | list[dict[str, Any]] | None) -> meta.Datum | None:
+    """The JSON the host sends (RpcMessageConversionExtensions.ToRpc): one entity is a JObject, written
+    with JObject.ToString() (Newtonsoft indented); a query's JArray goes through
+    JsonConvert.SerializeObject (compact)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return meta.Datum(json.dumps(value, indent=2, ensure_ascii=False), "json")
+    return meta.Datum(json.dumps(value, separators=(",", ":"), ensure_ascii=False), "json")

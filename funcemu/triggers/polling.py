@@ -31,6 +31,7 @@ MIN_POLLING_INTERVAL = 0.1
 RECEIVE_VISIBILITY = 600        # seconds a received message stays invisible; renewed at half of it
 STOP_GRACE = 10.0               # seconds in-flight invocations get when the host stops
 MAX_QUEUE_NAME = 63
+_BASE64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,14 @@ def poison_name(queue: str) -> str | None:
 
 
 def decode_body(content: str | None, encoding: str) -> bytes:
-    """The message body as bytes; binascii.Error when base64 is expected and the text is not."""
+    """The message body as bytes; binascii.Error when base64 is expected and the text is not.
+
+    As .NET's Convert.FromBase64String: spaces, tabs, CR and LF anywhere are ignored; any other
+    character outside the alphabet, or bad padding, is an error."""
     text = content or ""
     if encoding == "base64":
-        return base64.b64decode(text.encode("ascii", errors="strict"), validate=True)
+        compact = text.translate(_BASE64_WHITESPACE)
+        return base64.b64decode(compact.encode("ascii", errors="strict"), validate=True)
     return text.encode("utf-8")
 
 

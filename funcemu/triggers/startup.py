@@ -133,11 +133,10 @@ class TriggerStartup:
                  zone: Any) -> ScheduleMonitor | None:
         if trigger.get("useMonitor", True) is False or fires_more_than_once_a_minute(schedule, datetime.now(zone)):
             return None
-        account = self.accounts.default()
-        if account is None:
-            log.info("Timer '%s': no AzureWebJobsStorage, so the schedule status is not kept (useMonitor).",
-                     spec.name)
-            return None
+        # The host's listener fails to start without it ("Could not create BlobContainerClient for
+        # ScheduleMonitor"); as for other storage triggers with a missing setting, that stops funcemu.
+        account = self._host_account(spec, "The timer's schedule monitor (useMonitor; use_monitor=False turns it "
+                                           "off)")
         return ScheduleMonitor(account, self.host.host_id, spec.name)
 
     def _prepare_queue(self, spec: FunctionSpec, trigger: dict[str, Any]) -> None:

@@ -32,7 +32,28 @@ MAX_SLEEP = 60.0  # re-read the wall clock at least this often (clock changes, s
 def timer_value(spec: FunctionSpec, schedule: Schedule, status: dict[str, str] | None, past_due: bool) -> Any:
     """`func.TimerRequest` from the TimerInfo JSON the host sends (or the raw JSON for a str parameter)."""
     info = {"Schedule": {"AdjustForDST": schedule.adjust_for_dst}, "ScheduleStatus": status, "IsPastDue": past_due}
-    return decode_input(spec, spec.trigger, meta.Datum(json.dumps(info), "json"), {})
+    return decode_input(spec, spec.trigger, meta.Datum(compact_json(info), "json"), {})
+
+
+def compact_json(value: Any) -> str:
+    """As Newtonsoft's JsonConvert.SerializeObject (Formatting.None), which the host uses for POCOs."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def occurrence_text(moment: datetime, zone: tzinfo) -> str:
+    """One line of the "next 5 occurrences" log, as TimerInfo.FormatNextOccurrences writes it
+    (`MM'/'dd'/'yyyy HH':'mm':'ssK`): UTC alone when the zone is UTC, else `local (utc)`."""
+    utc = moment.astimezone(timezone.utc).strftime("%m/%d/%Y %H:%M:%SZ")
+    if _is_utc(zone, moment):
+        return utc
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local.strftime('%m/%d/%Y %H:%M:%S')}{offset[:3]}:{offset[3:]} ({utc})"
+
+
+def _is_utc(zone: tzinfo, moment: datetime) -> bool:
+    """TimeZoneInfo.Local.HasSameRules(Utc): no offset now nor half a year away."""
+    return all(when.astimezone(zone).utcoffset() == timedelta(0) for when in (moment, moment + timedelta(days=182)))
 
 
 def to_text(moment: datetime | None) -> str:
@@ -64,7 +85,7 @@ class ScheduleMonitor:
 
     async def put(self, status: dict[str, str]) -> None:
         container = await self.account.ensure_container(MONITOR_CONTAINER)
-        await container.get_blob_client(self.blob_name).upload_blob(json.dumps(status), overwrite=True)
+        await container.get_blob_client(self.blob_name).upload_blob(compact_json(status), overwrite=True)
 
 
 class TimerListener:
@@ -84,7 +105,7 @@ class TimerListener:
         return to_text(moment.astimezone(self.zone) if moment else None)
 
     async def start(self) -> None:
-        upcoming = "".join("\n" + self.local(t) for t in occurrences(self.schedule, self.now(), 5))
+        upcoming = "".join("\n" + occurrence_text(t, self.zone) for t in occurrences(self.schedule, self.now(), 5))
         log.info("The next 5 occurrences of the '%s' schedule (%s) will be:%s", self.spec.name,
                  self.schedule.describe(), upcoming)
         past_due = await self._check_past_due() if self.monitor else timedelta(0)

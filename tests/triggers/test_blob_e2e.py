@@ -139,7 +139,9 @@ def test_receipts_are_kept_in_azure_webjobs_hosts(blob_app: BlobApp) -> None:
     names = [b.name for b in hosts.list_blobs(name_starts_with="blobreceipts/")]
     mine = [n for n in names if n.endswith(f"/{blob_app.names['IN_CONTAINER']}/receipt.txt")]
     assert len(mine) == 1 and "/Host.Functions.on_blob/" in mine[0]
-    assert hosts.get_blob_client(mine[0]).get_blob_properties().metadata == {"IsCompleted": "true"}
+    etag = blob_app.blobs.get_blob_client(blob_app.names["IN_CONTAINER"], "receipt.txt").get_blob_properties().etag
+    assert f"/Host.Functions.on_blob/{etag}/" in mine[0] and etag.startswith('"')   # BlobProperties.ETag, quoted
+    assert hosts.get_blob_client(mine[0]).get_blob_properties().metadata == {}    # complete: no Incomplete key
 
 
 def test_a_restarted_host_does_not_run_old_blobs_again(blob_app: BlobApp) -> None:

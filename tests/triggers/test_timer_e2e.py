@@ -29,7 +29,7 @@ def interval(timer: func.TimerRequest) -> None:
     logging.info("interval tick")
 
 
-@app.timer_trigger(schedule="%HOURLY%", arg_name="timer", run_on_startup=True)
+@app.timer_trigger(schedule="%HOURLY%", arg_name="timer", run_on_startup=True, use_monitor=False)
 def hourly(timer: func.TimerRequest) -> None:
     logging.info("hourly past_due=%s type=%s", timer.past_due, type(timer).__name__)
 """
