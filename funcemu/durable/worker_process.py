@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -60,6 +61,7 @@ def _read_frame(stream: BinaryIO) -> bytes | None:
 
 def main(argv: list[str]) -> int:
     app_root, script_file, fd, allow, level = argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the host's to handle
     channel = _Channel(socket.socket(fileno=int(fd)))
     root = logging.getLogger()
     root.handlers[:] = [logging.NullHandler()]
@@ -79,19 +81,21 @@ def main(argv: list[str]) -> int:
     from funcemu.durable.orchestrator import call_handler
 
     handlers = {f.name: f.callable for f in indexed.functions if f.trigger_type == "orchestrationTrigger"}
-    channel.send({"ready": True})
-    stream = channel.sock.makefile("rb")
-    while (payload := _read_frame(stream)) is not None:
-        request, document = split_frame(payload)
-        handler = handlers.get(request["function"])
-        if handler is None:
-            reply_header: dict[str, Any] = {"error": f"no orchestrator function '{request['function']}' in the app"}
-            channel.send({"id": request["id"], **reply_header})
-            continue
-        reply = call_handler(handler, request["name"], document.decode(), request["replaying"])
-        text = reply.text.encode() if reply.text is not None else b""
-        channel.send({"id": request["id"], "error": reply.error, "stack": reply.stack,
-                      "text": reply.text is not None}, text)
+    try:
+        channel.send({"ready": True})
+        stream = channel.sock.makefile("rb")
+        while (payload := _read_frame(stream)) is not None:
+            request, document = split_frame(payload)
+            handler = handlers.get(request["function"])
+            if handler is None:
+                channel.send({"id": request["id"], "error": f"no orchestrator function '{request['function']}'"})
+                continue
+            reply = call_handler(handler, request["name"], document.decode(), request["replaying"])
+            text = reply.text.encode() if reply.text is not None else b""
+            channel.send({"id": request["id"], "error": reply.error, "stack": reply.stack,
+                          "text": reply.text is not None}, text)
+    except (BrokenPipeError, ConnectionError):  # the host went away (it stopped mid-episode): nothing to say
+        pass
     return 0
 
 
