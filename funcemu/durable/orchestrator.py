@@ -109,6 +109,7 @@ class HandlerReply:
     text: str | None
     error: str | None = None
     stack: str = ""
+    raised: str = ""  # the type name of the exception behind `error`, when the code raised one
 
 
 @dataclass
@@ -178,7 +179,12 @@ def finish_episode(call: EpisodeCall, reply: HandlerReply) -> Episode:
     sim = replay.simulate(steps, history, orchestrator=name, instance_id=call.instance_id,
                           execution_id=execution_id)
     if sim.nondeterminism:
-        return Episode(decisions=[], done=True, output=None, failure=Failure(sim.nondeterminism, sim.nondeterminism),
+        reason = sim.nondeterminism
+        if result.error and sim.ran_out:  # DTFx reports the mismatch; say what stopped the code too
+            raised = f"{reply.raised}: {result.error}" if reply.raised else result.error
+            reason += f" While replaying, the orchestrator raised {raised}, which stopped it before it scheduled that."
+        details = f"{reason}\n{result.stack}" if result.error and result.stack else reason
+        return Episode(decisions=[], done=True, output=None, failure=Failure(reason, details),
                        continue_as_new=None, custom_status=None, completion_id=sim.next_id, actions=actions)
     return _episode(name, result, sim, call.now, actions)
 
@@ -258,9 +264,9 @@ def _reply_from_exception(exc: Exception) -> HandlerReply:
     origin = exc.__cause__ or exc
     stack = "".join(traceback.format_tb(origin.__traceback__))
     if MARKER not in message:
-        return HandlerReply(None, _error_text(exc), stack)
+        return HandlerReply(None, _error_text(exc), stack, type(origin).__name__)
     head, _, tail = message.partition(MARKER)
-    return HandlerReply(tail, head, stack)
+    return HandlerReply(tail, head, stack, type(origin).__name__)
 
 
 def _result(reply: HandlerReply) -> _Result:

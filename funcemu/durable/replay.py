@@ -61,6 +61,7 @@ class Replay:
     canceled_timers: list[int] = field(default_factory=list)
     continue_as_new: str | None = None  # the ContinueAsNew action's input, once the shim reached it
     nondeterminism: str | None = None
+    ran_out: bool = False  # the mismatch is history the code had not scheduled (yet): its actions ran out
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ def when_any(nodes: list[Node]) -> Node:
 class _Mismatch(Exception):
     """The history and the code disagree at a sequence id; stops the replay."""
 
+    def __init__(self, message: str, ran_out: bool) -> None:
+        super().__init__(message)
+        self.ran_out = ran_out
+
 
 def nondeterminism(orchestrator: str, event: Event, op: Op | None) -> str | None:
     """The failure reason when `event` (a scheduling event from history) does not match what the code
@@ -210,7 +215,7 @@ def simulate(steps: list[Step], history: list[Event], *, orchestrator: str, inst
         for event in history:
             feed(event)
     except _Mismatch as mismatch:
-        return Replay([], False, shim.next_id, nondeterminism=str(mismatch))
+        return Replay([], False, shim.next_id, nondeterminism=str(mismatch), ran_out=mismatch.ran_out)
     new = sorted(shim.pending.values(), key=lambda op: op.id)
     return Replay(new, shim.finished, shim.next_id, shim.canceled, shim.continue_as_new)
 
@@ -268,7 +273,7 @@ class _Shim:
             return  # the common case, decided without building the labels nondeterminism() compares
         message = nondeterminism(self.orchestrator, event, op)
         if message:
-            raise _Mismatch(message)
+            raise _Mismatch(message, op is None)
 
     def complete(self, task_id: int, failed: bool) -> None:
         node = self.open.pop(task_id, None)

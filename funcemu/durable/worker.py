@@ -141,7 +141,8 @@ class OrchestratorProcess:
             waiting = self._pending.get(header["id"])
             if waiting is not None and not waiting.done():
                 text = body.decode() if header.get("text") else None
-                waiting.set_result(HandlerReply(text, header.get("error"), header.get("stack") or ""))
+                waiting.set_result(HandlerReply(text, header.get("error"), header.get("stack") or "",
+                                                header.get("raised") or ""))
 
     async def _child_exited(self) -> None:
         process = self._process

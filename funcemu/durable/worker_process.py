@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
                 continue
             reply = call_handler(handler, request["name"], document.decode(), request["replaying"])
             text = reply.text.encode() if reply.text is not None else b""
-            channel.send({"id": request["id"], "error": reply.error, "stack": reply.stack,
+            channel.send({"id": request["id"], "error": reply.error, "stack": reply.stack, "raised": reply.raised,
                           "text": reply.text is not None}, text)
     except (BrokenPipeError, ConnectionError):  # the host went away (it stopped mid-episode): nothing to say
         pass

@@ -172,6 +172,15 @@ def fan_catch(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("after"))
 
 
+@app.orchestration_trigger(context_name="context")
+def breaks_on_replay(context: df.DurableOrchestrationContext):
+    first = yield context.call_activity("hello", "a")
+    if context.is_replaying:
+        raise KeyError("oops a bug")
+    second = yield context.call_activity("hello", "b")
+    return [first, second]
+
+
 HANDLERS = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
 
 
@@ -546,6 +555,37 @@ def test_non_determinism_wrong_activity_name() -> None:
     assert episode.failure is not None
     assert ("chain at sequence id 0: history has TaskScheduled 'goodbye' but the code now scheduled "
             "CallActivity 'hello'") in episode.failure.reason
+
+
+def test_an_exception_that_stops_the_replay_early_is_named_beside_the_non_determinism() -> None:
+    run = Run("breaks_on_replay")
+    run.start()
+    run.step(task_completed(T0, 0, '"A"'))  # not replaying after the first result: schedules id 1
+
+    episode = run.step(task_completed(T0, 1, '"B"'))  # replaying: raises before it schedules id 1
+
+    assert episode.failure is not None
+    reason = episode.failure.reason
+    assert reason.startswith("Non-Deterministic workflow detected: breaks_on_replay at sequence id 1: history has "
+                             "TaskScheduled 'hello' but the code now scheduled nothing with that id (yet).")
+    assert reason.endswith("While replaying, the orchestrator raised KeyError: 'oops a bug', which stopped it "
+                           "before it scheduled that.")
+    assert "raise KeyError" in episode.failure.details  # the stack of the user's exception
+
+
+def test_a_different_call_at_an_id_is_not_blamed_on_an_exception() -> None:
+    past = [orchestrator_started(T0), execution_started(T0, "chain", INSTANCE, EXECUTION, None),
+            task_scheduled(T0, 0, "goodbye", '"x"'), orchestrator_completed(T0)]
+
+    def raising(document: str) -> str:
+        state = {"isDone": False, "actions": [[{"actionType": 0, "functionName": "hello", "input": '"x"'}]],
+                 "output": None, "error": "ValueError: late", "customStatus": None, "schemaVersion": 0}
+        raise Exception(f"late\n\n$OutOfProcData$:{json.dumps(state)}")
+
+    episode = run_episode(raising, name="chain", instance_id=INSTANCE, past=past,
+                          new=[orchestrator_started(T0), task_completed(T0, 0, '"y"')], now=T0)
+
+    assert episode.failure is not None and "While replaying" not in episode.failure.reason
 
 
 def test_nondeterminism_check_accepts_names_in_any_case() -> None:
