@@ -258,7 +258,19 @@ def _spec(fn: Any) -> FunctionSpec:
         takes_return=any(b["name"] == "$return" or has_implicit_output(b["type"]) for b in bindings),
         retry=retry_policy(fn))
     check_signature(name, fn)
+    _warn_async_orchestrator(name, trigger, user)
     return spec
+
+
+def _warn_async_orchestrator(name: str, trigger: dict[str, Any], user: Callable[..., Any]) -> None:
+    """An `async def` orchestrator indexes fine (the real host says nothing) but fails on its first run."""
+    if trigger.get("type") != "orchestrationTrigger":
+        return
+    target = getattr(user, "orchestrator_function", user)  # set by the SDK's Orchestrator.create
+    target = inspect.unwrap(target) if hasattr(target, "__wrapped__") else target
+    if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
+        log.warning("Orchestrator function '%s' is an async def function; Durable Functions orchestrators for "
+                    "Python must be generator functions (def with yield) — it will fail when it runs.", name)
 
 
 def retry_policy(fn: Any) -> RetryPolicy | None:

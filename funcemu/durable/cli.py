@@ -62,7 +62,8 @@ def _add_durable(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
     start = verb("start-new", "start an orchestration", _start_new, ids="none")
     start.add_argument("--function-name", required=True, help="the orchestrator function")
-    start.add_argument("--input", default=None, help="input: JSON, text, or @FILE")
+    start.add_argument("--input", default=None, help="input: JSON, text, or @FILE (text that is not JSON is "
+                       "sent as a string; text starting with { or [ must be valid JSON)")
     start.add_argument("--id", dest="new_id", default=None, help="instance id (default: a new GUID)")
     status = verb("get-runtime-status", "show an instance's status", _get_status)
     status.add_argument("--show-input", action="store_true", help="include the input")
@@ -79,7 +80,8 @@ def _add_durable(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     instances.add_argument("--continuation-token", default=None)
     event = verb("raise-event", "send an event to an instance", _raise_event)
     event.add_argument("--event-name", required=True)
-    event.add_argument("--event-data", default=None, help="the event's data: JSON, text, or @FILE")
+    event.add_argument("--event-data", default=None, help="the event's data: JSON, text, or @FILE (text that is "
+                       "not JSON is sent as a string; text starting with { or [ must be valid JSON)")
     for name, help in (("terminate", "terminate an instance"), ("suspend", "suspend an instance"),
                        ("resume", "resume a suspended instance"), ("rewind", "rewind a failed instance")):
         verb(name, help, _operation).add_argument("--reason", default=f"{name} by funcemu durable")
@@ -183,6 +185,9 @@ def _raise_event(args: argparse.Namespace, client: ManagementClient) -> int:
 
 def _operation(args: argparse.Namespace, client: ManagementClient) -> int:
     reply = client.call("POST", f"instances/{_segment(args.instance_id)}/{args.verb}", query={"reason": args.reason})
+    if args.verb == "rewind" and reply.status == 410:  # the host answers 410 for an instance that ended otherwise
+        raise ManagementError(f"instance '{args.instance_id}' has ended without failing, so it cannot be rewound: "
+                              "only Failed instances can be rewound (410)")
     reply.expect(202, what=args.verb, instance=args.instance_id)
     print(f"{args.verb.capitalize()} requested for instance {args.instance_id} (reason: {args.reason})")
     return 0
@@ -243,7 +248,8 @@ def _deleted(reply: Reply) -> int:
 
 
 def _value(text: str, option: str) -> Any:
-    """JSON when it parses, else the text itself; `@FILE` reads the file."""
+    """JSON when it parses, else the text itself; `@FILE` reads the file. Text that starts like a JSON
+    object or array must parse: `{bad json` is a typo, not a string to send."""
     if text.startswith("@"):
         try:
             text = Path(text[1:]).read_text(encoding="utf-8")
@@ -251,7 +257,10 @@ def _value(text: str, option: str) -> Any:
             raise UsageError(f"{option} {text}: cannot read {text[1:]}: {exc.strerror or exc}") from None
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip().startswith(("{", "[")):
+            raise UsageError(f"{option}: not valid JSON ({exc}); plain text is sent as a string, but text "
+                             "starting with { or [ must be valid JSON") from None
         return text
 
 

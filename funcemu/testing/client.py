@@ -27,6 +27,8 @@ Status = dict[str, Any]
 MANAGEMENT = "/runtime/webhooks/durabletask"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 RUNNING = ("Pending", "Running", "Suspended", "ContinuedAsNew")
+RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated",
+                    "Suspended")
 EPOCH = "2000-01-01T00:00:00Z"  # purge filters need a lower bound; Azure Tables reject dates before 1601
 
 
@@ -247,9 +249,19 @@ def _condition(condition: str | Callable[[Status], bool]) -> tuple[Callable[[Sta
     if condition is ended:
         return ended, f"a terminal status ({', '.join(sorted(TERMINAL))})"
     if isinstance(condition, str):
+        _check_status_name(condition)
         return (lambda status: status.get("runtimeStatus") == condition), f"runtimeStatus {condition}"
     name = getattr(condition, "__name__", "<lambda>")
     return condition, ("the condition" if name == "<lambda>" else name)
+
+
+def _check_status_name(name: str) -> None:
+    """A misspelt status name would make a wait run out its whole timeout: reject it at once."""
+    if name in RUNTIME_STATUSES:
+        return
+    hint = next((f" (did you mean {known!r}?)" for known in RUNTIME_STATUSES if known.lower() == name.lower()), "")
+    raise ValueError(f"{name!r} is not a runtime status{hint}; the runtime statuses are "
+                     f"{', '.join(RUNTIME_STATUSES)} (or pass a predicate on the status payload)")
 
 
 def describe(status: Status | None) -> str:

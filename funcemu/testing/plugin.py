@@ -35,7 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--funcemu-app",
         metavar="PATH",
         default=None,
-        help="app folder (with function_app.py) to host; default: the rootdir if it has one",
+        help="app folder (with function_app.py) to host; default: the nearest of the rootdir and "
+        "its parents (up to the repository root) that has one",
     )
     group.addoption(
         "--funcemu-storage",
@@ -147,15 +148,35 @@ def _tail(log: str) -> str:
 def funcemu_app_path(pytestconfig: pytest.Config) -> Path:
     """The app folder to host. Override this fixture to choose it in code."""
     given = pytestconfig.getoption("funcemu_app")
-    folder = Path(given).resolve() if given else pytestconfig.rootpath
-    if not (folder / "function_app.py").is_file():
-        how = "--funcemu-app" if given else "the rootdir"
+    if given:
+        folder = Path(given).resolve()
+        if not (folder / "function_app.py").is_file():
+            pytest.fail(
+                f"{folder} (--funcemu-app) has no function_app.py: pass --funcemu-app PATH to an app "
+                "folder, or --funcemu-url URL to test a host that is already running",
+                pytrace=False,
+            )
+        return folder
+    found = find_app_folder(pytestconfig.rootpath)
+    if found is None:
         pytest.fail(
-            f"{folder} ({how}) has no function_app.py: pass --funcemu-app PATH to an app folder, "
-            "or --funcemu-url URL to test a host that is already running",
+            f"no function_app.py in the rootdir {pytestconfig.rootpath} or its parents (up to the "
+            "repository root): pass --funcemu-app PATH to an app folder, or --funcemu-url URL to test "
+            "a host that is already running",
             pytrace=False,
         )
-    return folder
+    return found
+
+
+def find_app_folder(start: Path) -> Path | None:
+    """The nearest of `start` and its parents holding function_app.py; the search stops at the
+    filesystem root or at a folder with `.git` (the repository root, which is still searched)."""
+    for folder in (start, *start.parents):
+        if (folder / "function_app.py").is_file():
+            return folder
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -175,10 +196,16 @@ def funcemu_host(
         yield RemoteHost(url, key)
         return
     storage = config.getoption("funcemu_storage")
+    try:
+        app_path = request.getfixturevalue("funcemu_app_path")
+    except pytest.fail.Exception as error:  # no app: `funcemu` shows it once, then refers to it
+        config.stash[START_ERROR] = str(error.msg)
+        yield EmulatorHost(config.rootpath, storage=storage)  # never started
+        return
     clock_args = [] if config.getoption("funcemu_real_clock") else ["--time-skipping"]
     env = {"AzureWebJobsStorage": _azure_connection(request)} if storage == "azure" else {}
     host = EmulatorHost(
-        request.getfixturevalue("funcemu_app_path"),
+        app_path,
         storage=storage,
         data_dir=tmp_path_factory.mktemp("funcemu-data"),
         extra_args=[*clock_args, *funcemu_start_args],
