@@ -216,8 +216,14 @@ class DurableClient:
         return int(response.json()["instancesDeleted"])
 
     def reset(self, timeout: float | None = None) -> None:
-        """Terminate every instance still running, wait until they ended, then purge everything."""
-        leftovers = [status["instanceId"] for status in self.instances(RUNNING)]
+        """Terminate every instance still running, wait until they ended, then purge everything. An app
+        without durable functions has no management API (404): nothing to reset."""
+        try:
+            leftovers = [status["instanceId"] for status in self.instances(RUNNING)]
+        except DurableApiError as error:
+            if error.response.status == 404:
+                return
+            raise
         for instance_id in leftovers:
             self.terminate(instance_id, "reset between tests")
         for instance_id in leftovers:

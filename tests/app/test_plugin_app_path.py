@@ -76,3 +76,22 @@ def test_no_app_is_reported_once(tmp_path: Path) -> None:
     assert "2 errors" in output or "2 failed" in output, output
     assert output.count("(up to the repository root): pass --funcemu-app") == 1, output
     assert "see the first test that used it" in output, output
+
+
+HTTP_ONLY_APP = """
+import azure.functions as func
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+@app.route(route="hello")
+def hello(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("hi")
+"""
+
+
+def test_an_app_without_durable_functions_uses_the_funcemu_fixture(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "function_app.py").write_text(textwrap.dedent(HTTP_ONLY_APP))
+    (tmp_path / "host.json").write_text('{"version": "2.0"}')
+    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+    output = run_inner_pytest(tmp_path)
+    assert "2 passed" in output, output
