@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from azure.functions import meta
@@ -22,8 +27,21 @@ if TYPE_CHECKING:
     from funcemu.durable.engine import Engine
     from funcemu.host import Host
 
+log = logging.getLogger("funcemu.durable")
 ACTIVITY_REASON = "(null)"
 HTTP_POLL_DEFAULT = 30.0
+SDK_MODULES = r"azure\.(functions|durable_functions)"
+
+
+@contextmanager
+def sdk_deprecations_ignored() -> Iterator[None]:
+    """The SDKs' own DeprecationWarnings (`df_loads was called without expected_type`, ...) are ignored
+    inside: under `-W error`, `filterwarnings = error` or PYTHONWARNINGS=error they would otherwise turn
+    the SDK's own conversions into errors, which the worker does not. Warnings from the user's code
+    (other modules) are left to the user's filters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=SDK_MODULES)
+        yield
 
 
 def failure_details(message: str) -> str:
@@ -32,6 +50,13 @@ def failure_details(message: str) -> str:
                     "Message": message, "Data": None, "InnerException": None, "HelpURL": None,
                     "StackTraceString": None, "RemoteStackTraceString": None, "RemoteStackIndex": 0,
                     "ExceptionMethod": None, "HResult": -2146233088, "Source": None, "WatsonBuckets": None})
+
+
+def activity_failure(item: ActivityItem, now: datetime, name: str, error: BaseException) -> Message:
+    """The TaskFailed of an activity invocation that raised `error`, in the words of a function that raised it."""
+    friendly = f" {type(error).__name__}: {error}"
+    return Message(item.instance_id, h.task_failed(now, item.task_id, f"Activity function '{name}' failed: {friendly}",
+                                                   failure_details(friendly)), item.execution_id)
 
 
 def compact_text(text: str | None) -> str | None:
@@ -55,16 +80,22 @@ class ActivityRunner:
         if spec is None:
             reason = engine.registry.unknown_activity_message(item.name)
             return self._failed(item, engine, reason, None)
-        value = ActivityTriggerConverter.decode(meta.Datum(item.input if item.input is not None else "null",
-                                                           "string"), trigger_metadata=None)
+        try:
+            with sdk_deprecations_ignored():
+                value = ActivityTriggerConverter.decode(
+                    meta.Datum(item.input if item.input is not None else "null", "string"), trigger_metadata=None)
+        except Exception as exc:  # the worker fails the invocation before calling the function
+            log.error("Activity function '%s' of instance '%s' failed before it was called: %s: %s",
+                      spec.durable_name, item.instance_id, type(exc).__name__, exc, exc_info=exc)
+            return activity_failure(item, engine.now(), spec.durable_name, exc)
         result = await self.host.call(spec, spec.trigger["name"], value, {}, reason=ACTIVITY_REASON)
         if result.ok:
             try:
-                encoded = ActivityTriggerConverter.encode(result.return_value, expected_type=None)
+                with sdk_deprecations_ignored():
+                    encoded = ActivityTriggerConverter.encode(result.return_value, expected_type=None)
                 text = compact_text(encoded.value)
             except Exception as exc:  # a result that cannot be serialized fails the task
-                return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed:  "
-                                    f"{type(exc).__name__}: {exc}", f" {type(exc).__name__}: {exc}")
+                return activity_failure(item, engine.now(), spec.durable_name, exc)
             return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
         friendly = " " + result.error_message
         return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed: {friendly}", friendly)

@@ -224,8 +224,18 @@ class Engine:
                 pass
 
     async def _run_activity(self, item: ActivityItem) -> None:
+        """Run the item and queue its result. Whatever fails in the run becomes the task's TaskFailed, so
+        the orchestration always hears back; writing the result is retried by `_write_completions`."""
+        from funcemu.durable.activities import activity_failure
+
         try:
-            result = await self.run_activity(item)
+            try:
+                result = await self.run_activity(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("activity '%s' of instance '%s' failed", item.name, item.instance_id)
+                result = activity_failure(item, self.now(), item.name, exc)
             await self._complete(item, result)
         except asyncio.CancelledError:
             raise

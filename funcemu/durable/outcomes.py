@@ -45,7 +45,7 @@ def _activity(engine: Engine, cp: Checkpoint, state: InstanceState, decision: De
         # Deliberate deviation (durable-protocol.md §3): the real host leaves the instance hanging.
         reason = engine.registry.unknown_activity_message(name)
         log.error("%s: %s", state.instance_id, reason)
-        cp.messages.append(Message(state.instance_id, h.task_failed(now, task_id, reason, None), state.execution_id))
+        cp.messages.append(Message(state.instance_id, h.task_failed(now, task_id, reason, ""), state.execution_id))
 
 
 def _timer(engine: Engine, cp: Checkpoint, state: InstanceState, decision: Decision, now: datetime) -> None:
