@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +16,7 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from funcemu.durable import history as h
-from funcemu.durable.orchestrator import compact
+from funcemu.durable.orchestrator import compact, sdk_deprecations_ignored
 from funcemu.durable.outcomes import HTTP_ACTIVITY
 from funcemu.durable.store.base import ActivityItem, Message
 
@@ -30,20 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("funcemu.durable")
 ACTIVITY_REASON = "(null)"
 HTTP_POLL_DEFAULT = 30.0
-SDK_MODULES = r"azure\.(functions|durable_functions)"
-
-
-@contextmanager
-def sdk_deprecations_ignored() -> Iterator[None]:
-    """The SDKs' own DeprecationWarnings (`df_loads was called without expected_type`, ...) are ignored
-    inside: under `-W error`, `filterwarnings = error` or PYTHONWARNINGS=error they would otherwise turn
-    the SDK's own conversions into errors, which the worker does not. Warnings from the user's code
-    (other modules) are left to the user's filters."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=SDK_MODULES)
-        yield
-
-
 def failure_details(message: str) -> str:
     """The .NET exception JSON the extension stores as TaskFailed.Details (users read its "Message")."""
     return compact({"$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception",

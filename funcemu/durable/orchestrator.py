@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -34,6 +36,7 @@ MAXIMUM_SHORT_TIMER = "6.00:00:00"
 _NOT_JSON = "Out of proc orchestrators must return a valid JSON schema"  # the host's wording
 MAX_CUSTOM_STATUS_KB = 16  # DurableOrchestrationContext.SetCustomStatus
 _TASK_ATTRIBUTES = {"_is_scheduled", "is_played", "state", "action_repr", "result"}
+SDK_MODULES = r"azure\.(functions|durable_functions)"
 
 
 @dataclass
@@ -148,9 +151,20 @@ def prepare_episode(*, name: str, instance_id: str, past: list[Event], new: list
     return EpisodeCall(name, instance_id, past + new, started, now, document, bool(past))
 
 
+@contextmanager
+def sdk_deprecations_ignored() -> Iterator[None]:
+    """The SDKs' own DeprecationWarnings (`df_loads was called without expected_type`, ...) are ignored
+    inside: under `-W error`, `filterwarnings = error` or PYTHONWARNINGS=error they would otherwise turn
+    the SDK's own conversions into errors, which the worker does not. Warnings from the user's code
+    (other modules) are left to the user's filters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=SDK_MODULES)
+        yield
+
+
 def call_handler(handler: Callable[[str], str], name: str, document: str, replaying: bool) -> HandlerReply:
     """Call the SDK handler, watched for non-deterministic calls while replaying (determinism.py)."""
-    with determinism.watch(name, handler, replaying=replaying):
+    with determinism.watch(name, handler, replaying=replaying), sdk_deprecations_ignored():
         try:
             returned = handler(document)
         except Exception as exc:  # the SDK reports orchestrator failures by raising (§2.9)

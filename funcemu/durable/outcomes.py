@@ -62,7 +62,7 @@ def _sub_orchestration(engine: Engine, cp: Checkpoint, state: InstanceState, dec
     if spec is None:
         reason = engine.registry.unknown_orchestrator_message(decision.name or "")
         log.error("%s: %s", state.instance_id, reason)
-        failed = h.sub_orchestration_failed(now, task_id, reason, None)
+        failed = h.sub_orchestration_failed(now, task_id, reason, "")  # "": no stray None in the SDK's message
         cp.messages.append(Message(state.instance_id, failed, state.execution_id))
         return
     child_id = str(decision.instance_id)

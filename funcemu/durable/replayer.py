@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from funcemu.durable import replay
-from funcemu.durable.activities import sdk_deprecations_ignored
 from funcemu.durable.history import Event, EventType, orchestrator_completed, orchestrator_started
 from funcemu.durable.orchestrator import Decision, Episode, run_episode
 from funcemu.durable.recording import PLACEHOLDER_BASE, Expected, Recording, load_recording
@@ -149,9 +148,8 @@ class _Replay:
         return self.last.completion_id if self.last is not None else 0
 
     def episode(self, new: list[Event], now: Any) -> Episode:
-        with sdk_deprecations_ignored():  # the SDK's own, under the user's `-W error`: no false divergence
-            episode = run_episode(self.handler, name=self.name, instance_id=self.recording.instance_id or "replay",
-                                  past=self.past, new=new, now=now)
+        episode = run_episode(self.handler, name=self.name, instance_id=self.recording.instance_id or "replay",
+                              past=self.past, new=new, now=now)  # the SDK's own deprecations ignored inside
         if episode.failure is not None and episode.failure.reason.startswith(NONDETERMINISM):
             raise _Diverged(episode.failure.reason)
         return episode

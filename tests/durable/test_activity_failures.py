@@ -47,6 +47,11 @@ def calls_echo(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def echoes_its_input(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("echo", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
 def calls_missing(context: df.DurableOrchestrationContext):
     try:
         yield context.call_activity("helo", 1)
@@ -80,7 +85,8 @@ async def _broken_runner(item: ActivityItem) -> Message:
     raise RuntimeError(f"the runner broke on {item.name}")
 
 
-def run(orchestrator: str, *, broken_runner: bool = False) -> tuple[InstanceState, Engine]:
+def run(orchestrator: str, *, broken_runner: bool = False, input_text: str | None = None
+        ) -> tuple[InstanceState, Engine]:
     """Start `orchestrator` on an engine over the memory store; its terminal state (it must not hang)."""
 
     async def main() -> tuple[InstanceState, Engine]:
@@ -92,7 +98,7 @@ def run(orchestrator: str, *, broken_runner: bool = False) -> tuple[InstanceStat
         engine_ref.append(engine)
         await engine.start()
         try:
-            instance_id = await engine.start_new(orchestrator, None, None)
+            instance_id = await engine.start_new(orchestrator, None, input_text)
             state = await engine.wait_for_completion(instance_id, 10)
             assert state is not None and state.runtime_status.is_terminal, f"{orchestrator} hangs: {state}"
             return state, engine
@@ -152,11 +158,21 @@ def test_activities_run_with_the_sdks_deprecations_turned_into_errors() -> None:
     assert CALLS == [{"n": 1}]
 
 
+def test_orchestrators_run_with_the_sdks_deprecations_turned_into_errors() -> None:
+    """The same for the handler: `context.get_input()` goes through df_loads without expected_type."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state, _ = run("echoes_its_input", input_text=json.dumps(json.dumps({"n": 2})))
+
+    assert state.runtime_status == RuntimeStatus.Completed, state.output
+    assert json.loads(state.output or "") == {"n": 2}
+
+
 def test_the_users_own_deprecation_warnings_are_not_hidden() -> None:
     def users_code() -> None:
         warnings.warn("the user's own deprecation", DeprecationWarning, stacklevel=1)
 
-    from funcemu.durable.activities import sdk_deprecations_ignored
+    from funcemu.durable.orchestrator import sdk_deprecations_ignored
 
     with warnings.catch_warnings(), sdk_deprecations_ignored():
         warnings.simplefilter("error")
