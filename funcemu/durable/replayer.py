@@ -56,7 +56,7 @@ class ReplayReport:
     def __str__(self) -> str:
         how = "exact sequence ids" if self.exact else "rebuilt from the management API's history"
         head = (f"Replayed {self.source}: orchestrator '{self.orchestrator}', instance '{self.instance_id}' "
-                f"({self.events} events, {self.episodes} episodes, {how}): ")
+                f"({_count(self.events, 'event')}, {_count(self.episodes, 'episode')}, {how}): ")
         lines = [head + ("no divergence." if self.ok else "DIVERGED")]
         if self.divergence:
             lines.append(f"  {self.divergence}")
@@ -303,3 +303,7 @@ def _suspended_after(suspended: bool, events: list[Event]) -> bool:
         elif event["EventType"] == EventType.ExecutionResumed:
             suspended = False
     return suspended
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
