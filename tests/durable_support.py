@@ -13,6 +13,8 @@ from urllib.parse import quote
 from support import HostProcess, Reply
 from support import wait_until as wait_until  # re-exported for the durable tests
 
+from funcemu.invoke import InvocationResult, Invoker
+
 APP = Path(__file__).parent / "durable" / "apps" / "durable_app"
 WEBHOOK = "/runtime/webhooks/durabletask"
 STORES = ["memory", "sqlite"]
@@ -108,3 +110,15 @@ def assert_ran_once(payload: dict[str, Any], completed_tasks: int) -> None:
     assert kinds.count("TaskCompleted") == completed_tasks, kinds
     assert "TaskScheduled" not in kinds and "SubOrchestrationInstanceCreated" not in kinds, kinds
     assert "TaskFailed" not in kinds, kinds
+
+
+class InvokerHost:
+    """What ActivityRunner needs of a host, for engine tests without a Host: `call`, a plain invocation
+    without bindings."""
+
+    def __init__(self) -> None:
+        self.invoker = Invoker()
+
+    async def call(self, spec: Any, trigger_name: str, value: Any, metadata: dict[str, Any], *, reason: str,
+                   **_: Any) -> InvocationResult:
+        return await self.invoker.invoke(spec, {trigger_name: value}, reason=reason)

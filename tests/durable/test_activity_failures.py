@@ -16,6 +16,7 @@ import azure.durable_functions as df
 import azure.functions._durable_functions as sdk_codec
 import pytest
 from azure.functions.durable_functions import ActivityTriggerConverter
+from durable_support import InvokerHost
 
 from funcemu.app import _spec
 from funcemu.durable.activities import ActivityRunner
@@ -24,7 +25,6 @@ from funcemu.durable.engine import Engine
 from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store.base import ActivityItem, InstanceState, Message, RuntimeStatus
 from funcemu.durable.store.memory import MemoryStore
-from funcemu.invoke import InvocationResult, Invoker
 from funcemu.testing.replay import replay_history
 
 APPS = Path(__file__).parent / "apps"
@@ -65,17 +65,6 @@ def calls_missing_uncaught(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("helo", 1))
 
 
-class _Host:
-    """What ActivityRunner needs of a host: `call`, here a plain invocation without bindings."""
-
-    def __init__(self) -> None:
-        self.invoker = Invoker()
-
-    async def call(self, spec: Any, trigger_name: str, value: Any, metadata: dict[str, Any], *, reason: str,
-                   **_: Any) -> InvocationResult:
-        return await self.invoker.invoke(spec, {trigger_name: value}, reason=reason)
-
-
 @functools.lru_cache(maxsize=1)
 def _specs() -> list[Any]:
     return [_spec(fn) for fn in app.get_functions()]  # the SDK indexes an app once
@@ -93,7 +82,7 @@ def run(orchestrator: str, *, broken_runner: bool = False, input_text: str | Non
         store = MemoryStore()
         await store.open()
         engine_ref: list[Engine] = []
-        runner: Any = _broken_runner if broken_runner else ActivityRunner(_Host(), engine_ref)  # type: ignore[arg-type]
+        runner: Any = _broken_runner if broken_runner else ActivityRunner(InvokerHost(), engine_ref)  # type: ignore[arg-type]
         engine = Engine(store, VirtualClock(auto_skip=True), DurableRegistry(_specs()), "FailHub", runner)
         engine_ref.append(engine)
         await engine.start()

@@ -16,6 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
+from durable_support import InvokerHost
 
 from funcemu.app import _spec
 from funcemu.durable import episodes as episodes_module
@@ -28,7 +29,7 @@ from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store.base import InstanceState, RuntimeStatus
 from funcemu.durable.store.memory import MemoryStore
 from funcemu.durable.store.sqlite import SqliteStore
-from funcemu.invoke import InvocationResult, Invoker, new_invocation_id
+from funcemu.invoke import new_invocation_id
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 app = df.DFApp()
@@ -117,17 +118,6 @@ def waits(context: df.DurableOrchestrationContext):
     return second
 
 
-class _Host:
-    """What ActivityRunner needs of a host: `call`, here a plain invocation without bindings."""
-
-    def __init__(self) -> None:
-        self.invoker = Invoker()
-
-    async def call(self, spec: Any, trigger_name: str, value: Any, metadata: dict[str, Any], *, reason: str,
-                   **_: Any) -> InvocationResult:
-        return await self.invoker.invoke(spec, {trigger_name: value}, reason=reason)
-
-
 class Checks:
     """Wraps the engine's episode steps: every document is compared with the one built from the whole
     history, every history the engine used with the stored one."""
@@ -182,7 +172,7 @@ def _engine(store: Any) -> Engine:
     specs = _specs()
     engine_ref: list[Engine] = []
     engine = Engine(store, VirtualClock(auto_skip=True), DurableRegistry(specs), "CacheHub",
-                    ActivityRunner(_Host(), engine_ref))  # type: ignore[arg-type]
+                    ActivityRunner(InvokerHost(), engine_ref))  # type: ignore[arg-type]
     engine_ref.append(engine)
     return engine
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
+from durable_support import InvokerHost
 
 from funcemu.app import _spec
 from funcemu.durable import history as h
@@ -25,7 +26,6 @@ from funcemu.durable.registry import DurableRegistry
 from funcemu.durable.store.base import Checkpoint, InstanceState, Message, RuntimeStatus
 from funcemu.durable.store.memory import MemoryStore
 from funcemu.durable.store.sqlite import SqliteStore
-from funcemu.invoke import InvocationResult, Invoker
 from funcemu.testing.azurite import Azurite
 
 app = df.DFApp()
@@ -54,15 +54,6 @@ def hourly_loop(context: df.DurableOrchestrationContext):
     context.continue_as_new(n + 1)
 
 
-class _Host:
-    def __init__(self) -> None:
-        self.invoker = Invoker()
-
-    async def call(self, spec: Any, trigger_name: str, value: Any, metadata: dict[str, Any], *, reason: str,
-                   **_: Any) -> InvocationResult:
-        return await self.invoker.invoke(spec, {trigger_name: value}, reason=reason)
-
-
 @functools.lru_cache(maxsize=1)
 def _specs() -> list[Any]:
     return [_spec(fn) for fn in app.get_functions()]
@@ -85,7 +76,7 @@ async def _with_engine(store: Any, body: Any) -> Any:
     await store.open()
     engine_ref: list[Engine] = []
     engine = Engine(store, VirtualClock(auto_skip=True), DurableRegistry(_specs()), "MetaHub",
-                    ActivityRunner(_Host(), engine_ref))  # type: ignore[arg-type]
+                    ActivityRunner(InvokerHost(), engine_ref))  # type: ignore[arg-type]
     engine_ref.append(engine)
     await engine.start()
     try:
