@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("funcemu.durable")
 ACTIVITY_REASON = "(null)"
 HTTP_POLL_DEFAULT = 30.0
+
+
 def failure_details(message: str) -> str:
     """The .NET exception JSON the extension stores as TaskFailed.Details (users read its "Message")."""
     return compact({"$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception",
@@ -35,11 +37,17 @@ def failure_details(message: str) -> str:
                     "ExceptionMethod": None, "HResult": -2146233088, "Source": None, "WatsonBuckets": None})
 
 
-def activity_failure(item: ActivityItem, now: datetime, name: str, error: BaseException) -> Message:
-    """The TaskFailed of an activity invocation that raised `error`, in the words of a function that raised it."""
-    friendly = f" {type(error).__name__}: {error}"
-    return Message(item.instance_id, h.task_failed(now, item.task_id, f"Activity function '{name}' failed: {friendly}",
-                                                   failure_details(friendly)), item.execution_id)
+def task_failure(item: ActivityItem, now: datetime, reason: str, message: str | None = None) -> Message:
+    """The item's TaskFailed: `reason`, and Details whose Message is `message` (default: the reason)."""
+    details = failure_details(message if message is not None else reason)
+    return Message(item.instance_id, h.task_failed(now, item.task_id, reason, details), item.execution_id)
+
+
+def activity_failure(item: ActivityItem, now: datetime, name: str, error: BaseException | str) -> Message:
+    """The TaskFailed of an invocation of activity `name` that failed with `error` (an exception, or the
+    worker's " Type: message" text), in the words of a function that raised it."""
+    friendly = error if isinstance(error, str) else f" {type(error).__name__}: {error}"
+    return task_failure(item, now, f"Activity function '{name}' failed: {friendly}", friendly)
 
 
 def compact_text(text: str | None) -> str | None:
@@ -62,7 +70,7 @@ class ActivityRunner:
         spec = engine.registry.activity(item.name)
         if spec is None:
             reason = engine.registry.unknown_activity_message(item.name)
-            return self._failed(item, engine, reason, None)
+            return task_failure(item, engine.now(), reason)
         try:
             with sdk_deprecations_ignored():
                 value = ActivityTriggerConverter.decode(
@@ -80,21 +88,14 @@ class ActivityRunner:
             except Exception as exc:  # a result that cannot be serialized fails the task
                 return activity_failure(item, engine.now(), spec.durable_name, exc)
             return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
-        friendly = " " + result.error_message
-        return self._failed(item, engine, f"Activity function '{spec.durable_name}' failed: {friendly}", friendly)
-
-    def _failed(self, item: ActivityItem, engine: Engine, reason: str, message: str | None) -> Message:
-        details = failure_details(message if message is not None else reason)
-        return Message(item.instance_id, h.task_failed(engine.now(), item.task_id, reason, details),
-                       item.execution_id)
+        return activity_failure(item, engine.now(), spec.durable_name, " " + result.error_message)
 
     async def _http(self, item: ActivityItem, engine: Engine) -> Message:
         try:
             request = json.loads(item.input or "{}")
             response = await durable_http(request)
         except Exception as exc:
-            reason = f"Activity function '{HTTP_ACTIVITY}' failed:  {type(exc).__name__}: {exc}"
-            return self._failed(item, engine, reason, f" {type(exc).__name__}: {exc}")
+            return activity_failure(item, engine.now(), HTTP_ACTIVITY, exc)
         text = compact(response)
         return Message(item.instance_id, h.task_completed(engine.now(), item.task_id, text), item.execution_id)
 

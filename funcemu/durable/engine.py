@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from funcemu.durable import history as h
+from funcemu.durable.activities import activity_failure
 from funcemu.durable.clock import Clock, VirtualClock
 from funcemu.durable.pacing import EpisodePacer
 from funcemu.durable.registry import DurableRegistry
@@ -226,8 +227,6 @@ class Engine:
     async def _run_activity(self, item: ActivityItem) -> None:
         """Run the item and queue its result. Whatever fails in the run becomes the task's TaskFailed, so
         the orchestration always hears back; writing the result is retried by `_write_completions`."""
-        from funcemu.durable.activities import activity_failure
-
         try:
             try:
                 result = await self.run_activity(item)

@@ -384,7 +384,7 @@ async def test_complete_activity_sends_the_result(store: Store) -> None:
     await create(store, "a")
     await advance(store, "a", activities=activities("a", 2))
     done, running = await store.fetch_activities(2)
-    await store.complete_activity(done, completed(done))
+    await store.complete_activities([(done, completed(done))])
     [message] = await store.pending_messages("a", T0)
     assert message.event["EventType"] == history.EventType.TaskCompleted and message.event["TaskScheduledId"] == 0
     await store.release_activity_leases()
@@ -407,7 +407,7 @@ async def test_completing_a_purged_item_sends_nothing(store: Store) -> None:
     await advance(store, "a", activities=activities("a", 1))
     [item] = await store.fetch_activities(1)
     await store.purge_instances(["a"])
-    await store.complete_activity(item, completed(item))
+    await store.complete_activities([(item, completed(item))])
     assert await store.pending_messages("a", T0) == []
     assert await store.ready_instances(T0, 10) == []
 
@@ -463,7 +463,7 @@ async def test_fan_out_of_many_activities(store: Store) -> None:
         fetched += len(batch)
         half = len(batch) // 2
         for item in batch[:half]:
-            await store.complete_activity(item, completed(item))
+            await store.complete_activities([(item, completed(item))])
         await store.complete_activities([(item, completed(item)) for item in batch[half:]])
     assert fetched == 1000
     assert await store.ready_instances(T0, 10) == ["a"]

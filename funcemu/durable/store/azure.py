@@ -652,11 +652,8 @@ class AzureStore:
         return await self._reachability.poll(lambda: self.work_items.fetch(limit, every),
                                              "polling the work items") or []
 
-    async def complete_activity(self, item: ActivityItem, result: Message) -> None:
-        await self.work_items.complete(item, result)
-
     async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
-        """Each item as `complete_activity`, all at once: queue messages cannot share a request."""
+        """The items completed concurrently: queue messages cannot share a request."""
         await self.work_items.complete_many(done)
 
     async def release_activity_leases(self) -> None:

@@ -158,9 +158,8 @@ class Store(Protocol):
     # activities
     async def fetch_activities(self, limit: int) -> list[ActivityItem]:
         """Lease up to `limit` activity items that are not leased; increments dequeue_count."""
-    async def complete_activity(self, item: ActivityItem, result: Message) -> None:
-        """Atomically delete the item and send `result` (TaskCompleted/TaskFailed)."""
     async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
-        """Complete several items at once: for each, delete it and send its result (skipped when the item no longer exists); one transaction where the store has them."""
+        """For each item, atomically delete it and send its result (TaskCompleted/TaskFailed); an item
+        that no longer exists sends nothing. One transaction where the store has them."""
     async def release_activity_leases(self) -> None:
         """Make every leased item available again (a restarted host re-runs in-flight activities)."""

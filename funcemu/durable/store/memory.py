@@ -162,11 +162,8 @@ class MemoryStore:
             fetched.append(copy.copy(item))
         return fetched
 
-    async def complete_activity(self, item: ActivityItem, result: Message) -> None:
-        """A completion for an item that no longer exists (purged, replaced) sends nothing."""
-        self._complete(item, result)
-
     async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
+        """A completion for an item that no longer exists (purged, replaced) sends nothing."""
         for item, result in done:
             self._complete(item, result)
 

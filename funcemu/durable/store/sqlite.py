@@ -287,10 +287,6 @@ class SqliteStore:
             item.dequeue_count += 1
         return items
 
-    async def complete_activity(self, item: ActivityItem, result: Message) -> None:
-        """A completion for an item that no longer exists (purged, replaced) sends nothing."""
-        await self.complete_activities([(item, result)])
-
     async def complete_activities(self, done: list[tuple[ActivityItem, Message]]) -> None:
         """One transaction; an item that no longer exists (purged, replaced) sends nothing."""
         def write(db: sqlite3.Connection) -> None:
