@@ -250,7 +250,7 @@ def _spec(fn: Any) -> FunctionSpec:
     bindings = [json.loads(raw) for raw in fn.get_raw_bindings()]
     trigger = next(b for b in bindings if str(b.get("type", "")).endswith("Trigger"))
     user = fn.get_user_function()
-    target = inspect.unwrap(user) if hasattr(user, "__wrapped__") else user
+    target = inspect.unwrap(user)
     spec = FunctionSpec(
         name=name, function=fn, callable=user, bindings=bindings, trigger=trigger,
         directory=_directory(target), is_async=inspect.iscoroutinefunction(user),
@@ -267,7 +267,7 @@ def _warn_async_orchestrator(name: str, trigger: dict[str, Any], user: Callable[
     if trigger.get("type") != "orchestrationTrigger":
         return
     target = getattr(user, "orchestrator_function", user)  # set by the SDK's Orchestrator.create
-    target = inspect.unwrap(target) if hasattr(target, "__wrapped__") else target
+    target = inspect.unwrap(target)
     if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
         log.warning("Orchestrator function '%s' is an async def function; Durable Functions orchestrators for "
                     "Python must be generator functions (def with yield) — it will fail when it runs.", name)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import itertools
 import json
 import logging
@@ -38,6 +37,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob.aio import BlobClient
 
 from funcemu.app import FunctionSpec
+from funcemu.config import is_ip_address
 from funcemu.errors import FuncemuError
 from funcemu.invoke import HOST_API_REASON
 from funcemu.triggers.convert import annotation, decode_input, metadata_datums
@@ -344,8 +344,4 @@ def blob_created_message(event: dict[str, Any], function_id: str) -> dict[str, A
 
 def _path_style(hostname: str, port: int | None) -> bool:
     """As the SDK's BlobUriBuilder: an IP address (or a local emulator port) puts the account in the path."""
-    try:
-        ipaddress.ip_address(hostname)
-        return True
-    except ValueError:
-        return hostname == "localhost" or (port is not None and 10000 <= port <= 10009)
+    return is_ip_address(hostname) or hostname == "localhost" or (port is not None and 10000 <= port <= 10009)

@@ -300,13 +300,7 @@ class AzureStore:
         against the history, as after a crash)."""
         log.info("task hub '%s': the app lease was lost; this process stops processing the hub's queues "
                  "and tries to take the lease again", self.names.hub)
-        messaging = self.messaging
-        messaging.holding = messaging.prefetching = False
-        held = [*messaging.inbox.held.values(), *messaging.prefetched.values()]
-        messaging.inbox.clear()
-        messaging.prefetched.clear()
-        messaging.items_dirty = True
-        await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
+        await self.messaging.give_back_unstarted()
 
     async def _ready(self) -> None:
         if not self._hub_ready:
@@ -346,18 +340,22 @@ class AzureStore:
         if _EPISODE.get() != instance_id:
             return await self.instances.read(instance_id)
         known = self._known.get(instance_id)
+        checked = False  # `sentinel` read already (it moved): only the row is left to read
         if known is not None and (known.used or self._shared()):
             sentinel = await self.history.sentinel(escape_key(instance_id))
             if (sentinel.metadata["etag"] if sentinel is not None else None) != _sentinel_etag(known.state):
                 self._moved_seen = time.monotonic()
                 self._forget(instance_id)
-                known = None
+                known, checked = None, True
         if known is not None:
             known.used = True
             self._known.move_to_end(instance_id)
             return copy.copy(known.state)
-        state, sentinel = await asyncio.gather(self.instances.read(instance_id),
-                                               self.history.sentinel(escape_key(instance_id)))
+        if checked:
+            state = await self.instances.read(instance_id)
+        else:
+            state, sentinel = await asyncio.gather(self.instances.read(instance_id),
+                                                   self.history.sentinel(escape_key(instance_id)))
         if state is None:
             return None
         generation = state.etag.generation if isinstance(state.etag, rows.HubEtag) else 0

@@ -82,10 +82,8 @@ class WorkItems:
     async def complete_many(self, done: list[tuple[ActivityItem, Message]]) -> None:
         """Complete the items concurrently (queue messages cannot share a request); every item gets its
         turn even when another fails, then the first error is raised."""
-        unique: dict[str, tuple[ActivityItem, Message]] = {}
-        for item, result in done:
-            unique.setdefault(item.item_id, (item, result))     # the first of duplicates
-        results = await asyncio.gather(*(self.complete(item, result) for item, result in unique.values()),
+        # a duplicate item finds the first in `_completing` and returns: the first result wins
+        results = await asyncio.gather(*(self.complete(item, result) for item, result in done),
                                        return_exceptions=True)
         for error in results:
             if isinstance(error, BaseException):

@@ -287,6 +287,16 @@ class Messaging:
         self.items_dirty = True
         await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held))
 
+    async def give_back_unstarted(self) -> None:
+        """Stop keeping own sends, and make the control messages and work items held but not started
+        visible again (work in flight finishes and completes as usual)."""
+        self.holding = self.prefetching = False
+        held = [*self.inbox.held.values(), *self.prefetched.values()]
+        self.inbox.clear()
+        self.prefetched.clear()
+        self.items_dirty = True
+        await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
+
     async def release_all(self) -> None:
         held = [*self.inbox.held.values(), *self.leased.values(), *self.prefetched.values()]
         await asyncio.gather(*(self.queues.hide(entry, 0) for entry in held), return_exceptions=True)
