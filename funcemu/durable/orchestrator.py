@@ -28,6 +28,7 @@ from funcemu.durable.history import (
     task_scheduled,
     timer_created,
 )
+from funcemu.jsontext import compact
 
 MARKER = "\n\n$OutOfProcData$:"
 # Azure Storage provider defaults, as .NET TimeSpan "c" strings (§2.1).
@@ -385,11 +386,6 @@ def _argument_exception_json(message: str) -> str:
 def _failure(name: str, result: _Result) -> Failure:
     return Failure(f"Orchestrator function '{name}' failed: {result.error}",
                    f"Message: {result.error}, StackTrace: {result.stack}")
-
-
-def compact(value: Any) -> str:
-    """Newtonsoft `Formatting.None`: no whitespace, non-ASCII kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _stored(text: str | None) -> str | None:

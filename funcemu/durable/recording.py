@@ -28,6 +28,7 @@ from funcemu.durable.history import Event, EventType, format_time, parse_time
 from funcemu.durable.status import STATUS_BY_NUMBER
 from funcemu.durable.store.base import RuntimeStatus
 from funcemu.errors import FuncemuError
+from funcemu.jsontext import compact
 
 EXPORT_FORMAT = "funcemu-history"  # the "format" key of funcemu's export document
 EXPORT_VERSION = 1
@@ -338,7 +339,7 @@ def _result_text(row: dict[str, Any]) -> str | None:
 
 
 def _stored(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return None if value is None else compact(value)
 
 
 def _status_number(value: Any) -> Any:

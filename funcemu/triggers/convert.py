@@ -19,6 +19,7 @@ from typing import Any
 from azure.functions import meta
 
 from funcemu.app import FunctionSpec
+from funcemu.jsontext import compact
 
 RAW_TYPES = (str, bytes)
 
@@ -116,7 +117,7 @@ def datum_text(datum: meta.Datum) -> str:
 def json_datum(value: Any) -> meta.Datum:
     """Non-string trigger metadata travels as JSON TypedData (e.g. DequeueCount `1`), written by the
     host's ToRpcDefault (JsonConvert.SerializeObject: compact, non-ASCII kept)."""
-    return meta.Datum(json.dumps(value, separators=(",", ":"), ensure_ascii=False), "json")
+    return meta.Datum(compact(value), "json")
 
 
 def metadata_datums(system: dict[str, Any]) -> dict[str, meta.Datum]:

@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.functions import meta
 
 from funcemu.app import FunctionSpec
+from funcemu.jsontext import compact
 from funcemu.triggers.convert import annotation, decode_input
 from funcemu.triggers.expressions import render, resolve_settings
 from funcemu.triggers.outputs import split_blob_path
@@ -126,4 +127,4 @@ def table_datum(value: dict[str, Any] | list[dict[str, Any]] | None) -> meta.Dat
         return None
     if isinstance(value, dict):
         return meta.Datum(json.dumps(value, indent=2, ensure_ascii=False), "json")
-    return meta.Datum(json.dumps(value, separators=(",", ":"), ensure_ascii=False), "json")
+    return meta.Datum(compact(value), "json")

@@ -20,6 +20,7 @@ from dateutil.parser import isoparse
 
 from funcemu.app import FunctionSpec
 from funcemu.invoke import HOST_API_REASON
+from funcemu.jsontext import compact
 from funcemu.triggers.convert import decode_input
 from funcemu.triggers.schedule import Schedule, occurrences
 from funcemu.triggers.storage import StorageAccount
@@ -32,12 +33,7 @@ MAX_SLEEP = 60.0  # re-read the wall clock at least this often (clock changes, s
 def timer_value(spec: FunctionSpec, schedule: Schedule, status: dict[str, str] | None, past_due: bool) -> Any:
     """`func.TimerRequest` from the TimerInfo JSON the host sends (or the raw JSON for a str parameter)."""
     info = {"Schedule": {"AdjustForDST": schedule.adjust_for_dst}, "ScheduleStatus": status, "IsPastDue": past_due}
-    return decode_input(spec, spec.trigger, meta.Datum(compact_json(info), "json"), {})
-
-
-def compact_json(value: Any) -> str:
-    """As Newtonsoft's JsonConvert.SerializeObject (Formatting.None), which the host uses for POCOs."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return decode_input(spec, spec.trigger, meta.Datum(compact(info), "json"), {})
 
 
 def occurrence_text(moment: datetime, zone: tzinfo) -> str:
@@ -85,7 +81,7 @@ class ScheduleMonitor:
 
     async def put(self, status: dict[str, str]) -> None:
         container = await self.account.ensure_container(MONITOR_CONTAINER)
-        await container.get_blob_client(self.blob_name).upload_blob(compact_json(status), overwrite=True)
+        await container.get_blob_client(self.blob_name).upload_blob(compact(status), overwrite=True)
 
 
 class TimerListener:

@@ -13,13 +13,14 @@ import azure.functions as func
 import pytest
 from test_convert import spec_of
 
+from funcemu.jsontext import compact as compact_json
 from funcemu.triggers.blob import BlobPattern, completed_metadata, receipt_completed
 from funcemu.triggers.convert import json_datum
 from funcemu.triggers.expressions import parameters, render, tokens
 from funcemu.triggers.inputs import table_datum
 from funcemu.triggers.polling import decode_body
 from funcemu.triggers.schedule import parse_schedule
-from funcemu.triggers.timer import compact_json, occurrence_text, timer_value
+from funcemu.triggers.timer import occurrence_text, timer_value
 
 
 @pytest.mark.parametrize("metadata, completed", [

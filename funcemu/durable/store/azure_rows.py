@@ -35,6 +35,7 @@ from funcemu.durable.entities import parse_entity_id
 from funcemu.durable.history import EventType, format_time, parse_time
 from funcemu.durable.store.azure_names import SENTINEL_ROW, escape_key
 from funcemu.durable.store.base import InstanceState, RuntimeStatus
+from funcemu.jsontext import compact
 
 Event = dict[str, Any]
 Entity = dict[str, Any]
@@ -93,11 +94,11 @@ def event_entity(event: Event, partition_key: str, key: str, execution_id: str) 
         if name == "Timestamp":
             entity["_Timestamp"] = parse_time(value)
         elif name in COMPLEX_COLUMNS:
-            entity[name] = _json(value)
+            entity[name] = compact(value)
         elif value is None:
             nulls.append(name)
         elif isinstance(value, (dict, list)):
-            entity[name] = _json(value)
+            entity[name] = compact(value)
             jsons.append(name)
         else:
             entity[name] = _column(name, value)
@@ -128,10 +129,6 @@ def entity_event(entity: Entity) -> Event:
         if name in event and event[name] == default and name not in nulls:
             del event[name]
     return event
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _column(name: str, value: Any) -> Any:
@@ -226,8 +223,8 @@ def _scheduler_columns(state: InstanceState) -> Entity:
     exists = state.output is not None
     scheduler: dict[str, Any] = {"exists": True, "state": state.output} if exists else {}
     scheduler["sorter"] = {}
-    return {"Name": state.instance_id, "ExecutionId": uuid.uuid4().hex, "Input": _json(scheduler),
-            "CustomStatus": _json({"entityExists": True} if exists else {})}
+    return {"Name": state.instance_id, "ExecutionId": uuid.uuid4().hex, "Input": compact(scheduler),
+            "CustomStatus": compact({"entityExists": True} if exists else {})}
 
 
 def _engine_entity_row(row: Entity, instance_id: str) -> Entity:
@@ -273,7 +270,7 @@ def outbox_entities(partition_key: str, outbox_id: str, entries: list[list[Any]]
     batch: list[list[Any]] = []
     size = 0
     for entry in entries:
-        entry_size = len(_json(entry)) + 1
+        entry_size = len(compact(entry)) + 1
         if batch and size + entry_size > OUTBOX_CHUNK * OUTBOX_CHUNKS:
             rows.append(_outbox_row(partition_key, outbox_id, len(rows), batch))
             batch, size = [], 0
@@ -285,7 +282,7 @@ def outbox_entities(partition_key: str, outbox_id: str, entries: list[list[Any]]
 
 
 def _outbox_row(partition_key: str, outbox_id: str, index: int, entries: list[list[Any]]) -> Entity:
-    text = _json(entries)
+    text = compact(entries)
     chunks = [text[start:start + OUTBOX_CHUNK] for start in range(0, len(text), OUTBOX_CHUNK)]
     row: Entity = {"PartitionKey": partition_key, "RowKey": f"{OUTBOX_PREFIX}{outbox_id}-{index:04d}"}
     row.update({f"M{number:03d}": chunk for number, chunk in enumerate(chunks)})
