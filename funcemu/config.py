@@ -11,6 +11,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,15 @@ def find_app_root(start: Path) -> Path:
             return folder
     raise ConfigError(start / HOST_JSON, "not found: run funcemu in a function app folder or pass --app PATH "
                       "(expected host.json or local.settings.json in the folder or one of its parents)")
+
+
+def timespan_text(interval: timedelta) -> str:
+    """.NET TimeSpan text: `[d.]hh:mm:ss[.fffffff]`."""
+    seconds = int(interval.total_seconds())
+    text = f"{seconds % 86400 // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    if interval.days:
+        text = f"{interval.days}.{text}"
+    return text + (f".{interval.microseconds:06d}0" if interval.microseconds else "")
 
 
 def parse_timespan(text: str) -> float | None:

@@ -19,11 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import azure.functions as func
 
 from funcemu.app import FunctionSpec, RetryPolicy, user_traceback
+from funcemu.config import timespan_text
 from funcemu.console import current_function
 
 # The executor log reason of HTTP calls and of `POST /admin/functions/{name}` (functions-host.md §4.6).
@@ -314,12 +316,7 @@ def retry_delays(policy: RetryPolicy) -> Iterator[float]:
 
 
 def _dotnet_timespan(seconds: float) -> str:
-    """.NET's `TimeSpan.ToString()`: `[d.]hh:mm:ss[.fffffff]`."""
-    ticks = round(seconds * 10_000_000)
-    whole, fraction = divmod(ticks, 10_000_000)
-    days, rest = divmod(whole, 86_400)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return (f"{days}." if days else "") + text + (f".{fraction:07d}" if fraction else "")
+    return timespan_text(timedelta(seconds=seconds))
 
 
 def _format_timespan(seconds: float) -> str:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from dateutil import tz as dateutil_tz
 
+from funcemu.config import timespan_text
 from funcemu.errors import FuncemuError
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?$")
@@ -155,15 +156,6 @@ def _occurring(schedule: CronSchedule, expression: str, function: str | None) ->
     except CroniterBadDateError:
         raise ScheduleError(expression, function, "It never occurs.") from None
     return schedule
-
-
-def timespan_text(interval: timedelta) -> str:
-    """.NET TimeSpan text: `[d.]hh:mm:ss[.fffffff]`."""
-    seconds = int(interval.total_seconds())
-    text = f"{seconds % 86400 // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    if interval.days:
-        text = f"{interval.days}.{text}"
-    return text + (f".{interval.microseconds:06d}0" if interval.microseconds else "")
 
 
 def _cron_problem(fields: list[str]) -> str | None:
