@@ -181,37 +181,40 @@ class BlobTrigger:
         path = f"{self.receipt_prefix}/{etag}/{self.pattern.container}/{blob_name}"
         return self.host_account.container(HOSTS_CONTAINER).get_blob_client(path)
 
-    async def _receipt_state(self, receipt: BlobClient) -> bool | None:
-        """None when there is no receipt, else whether it is complete."""
+    async def _receipt_metadata(self, receipt: BlobClient) -> dict[str, str] | None:
+        """The receipt's metadata; None when there is no receipt."""
         try:
             props = await receipt.get_blob_properties()
         except ResourceNotFoundError:
             return None
-        return receipt_completed(props.metadata or {})
+        return dict(props.metadata or {})
 
     async def _claim(self, blob_name: str, etag: str) -> bool:
         """The receipt protocol (BlobTriggerExecutor): skip completed receipts; otherwise create an
         incomplete one, enqueue, then mark it complete. The receipt name keeps the ETag as the
         storage SDK reports it, quotes included; funcemu's older receipts (ETag without quotes,
-        metadata `IsCompleted`) still count."""
+        metadata `IsCompleted`) still count, and an incomplete one is the receipt marked complete."""
         receipt = self._receipt(blob_name, etag)
-        state = await self._receipt_state(receipt)
-        if state is None and etag.startswith('"'):
-            state = await self._receipt_state(self._receipt(blob_name, etag.strip('"')))
-        if state:
+        metadata = await self._receipt_metadata(receipt)
+        if metadata is None and etag.startswith('"'):
+            older = self._receipt(blob_name, etag.strip('"'))
+            metadata = await self._receipt_metadata(older)
+            if metadata is not None:
+                receipt = older
+        if metadata is not None and receipt_completed(metadata):
             return False
-        if state is None:
+        if metadata is None:
             await self.host_account.ensure_container(HOSTS_CONTAINER)
+            metadata = {INCOMPLETE: INCOMPLETE}
             try:
-                await receipt.upload_blob(b"", metadata={INCOMPLETE: INCOMPLETE}, overwrite=False)
+                await receipt.upload_blob(b"", metadata=metadata, overwrite=False)
             except ResourceExistsError:
                 pass  # another scan just created it: enqueue anyway (at least once)
         message = {"Type": "BlobTrigger", "FunctionId": self.function_id, "BlobType": "BlockBlob",
                    "ContainerName": self.pattern.container, "BlobName": blob_name, "ETag": etag}
         await self.processor.enqueue(message)
         with contextlib.suppress(ResourceNotFoundError):  # the receipt was deleted meanwhile: nothing to mark
-            props = await receipt.get_blob_properties()
-            await receipt.set_blob_metadata(completed_metadata(props.metadata or {}))
+            await receipt.set_blob_metadata(completed_metadata(metadata))
         return True
 
     async def run_for(self, blob_name: str, etag: str | None, reason: str) -> bool:
