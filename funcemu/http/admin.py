@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from funcemu import __version__
+from funcemu.http.routes import FunctionRoute
 
 if TYPE_CHECKING:
     from funcemu.host import Host
@@ -31,15 +31,13 @@ HOME_PAGE = """<!DOCTYPE html>
 
 
 AdminHandler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
-AdminRoute = tuple[frozenset[str] | None, re.Pattern[str], AdminHandler]
+AdminRoute = tuple[FunctionRoute, AdminHandler]
 
 
 def _route(method: str, template: str, handler: AdminHandler) -> AdminRoute:
-    """`{name}` is one segment; `*` is any method."""
-    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, ...
-    regex = "".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
-    methods = None if method == "*" else frozenset({method, "HEAD"} if method == "GET" else {method})
-    return methods, re.compile(regex + "/?", re.IGNORECASE), handler
+    """An ASP.NET route template, as the function routes (`*`: any method; GET also answers HEAD)."""
+    methods = None if method == "*" else ({method, "HEAD"} if method == "GET" else {method})
+    return FunctionRoute(template, template.lstrip("/"), methods), handler
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
@@ -68,11 +66,10 @@ class AdminApi:
         `/` is allowed; a GET route also answers HEAD (as it did as an aiohttp route)."""
         if path[:7].lower() != "/admin/":
             return None
-        for methods, pattern, handler in self._routes:
-            if methods is None or method in methods:
-                found = pattern.fullmatch(path)
-                if found:
-                    return handler, found.groupdict()
+        for route, handler in self._routes:
+            values = route.match(method, path[1:])
+            if values is not None:
+                return handler, values
         return None
 
     async def home(self, request: web.Request) -> web.StreamResponse:
