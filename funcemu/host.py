@@ -68,6 +68,7 @@ class Host:
         self.engine: Any = None
         self.extra_routes: list[web.RouteDef] = []
         self.admin_invokers: dict[str, AdminInvoker] = {}  # trigger type -> runner (registered by triggers/)
+        self.blob_queue: Any = None  # the blob triggers' host queue (triggers/), for the Event Grid webhook
         self.port = config.port
         self.rpc_base_url: str | None = None
         self._stack = AsyncExitStack()

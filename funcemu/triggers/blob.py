@@ -27,7 +27,6 @@ import itertools
 import json
 import logging
 import re
-import weakref
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -51,7 +50,6 @@ SCAN_INTERVAL = 2.0
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
 INCOMPLETE = "Incomplete"   # BlobReceipt: the key's presence marks an incomplete receipt (value = key)
-_PROCESSORS: weakref.WeakKeyDictionary[Any, BlobQueueProcessor] = weakref.WeakKeyDictionary()
 
 
 class BlobPathError(FuncemuError):
@@ -132,8 +130,6 @@ class BlobTrigger:
         self.function_id = f"Host.Functions.{spec.name}"
         self.event_grid = str(spec.trigger.get("source", "")).lower() == "eventgrid"
         self.source = "EventGrid" if self.event_grid else "LogsAndContainerScan"
-        with contextlib.suppress(TypeError):  # for the webhook; a test double may not take weakrefs
-            _PROCESSORS[host] = processor
         self.receipt_prefix = f"blobreceipts/{host.host_id}/{self.function_id}"
         self._wakeup = watchers.subscribe(account.key("blob", pattern.container))
         self._seen: dict[str, str] = {}
@@ -210,9 +206,7 @@ class BlobTrigger:
                 await receipt.upload_blob(b"", metadata=metadata, overwrite=False)
             except ResourceExistsError:
                 pass  # another scan just created it: enqueue anyway (at least once)
-        message = {"Type": "BlobTrigger", "FunctionId": self.function_id, "BlobType": "BlockBlob",
-                   "ContainerName": self.pattern.container, "BlobName": blob_name, "ETag": etag}
-        await self.processor.enqueue(message)
+        await self.processor.enqueue(queue_message(self.function_id, self.pattern.container, blob_name, etag))
         with contextlib.suppress(ResourceNotFoundError):  # the receipt was deleted meanwhile: nothing to mark
             await receipt.set_blob_metadata(completed_metadata(metadata))
         return True
@@ -308,7 +302,7 @@ async def event_grid_webhook(host: Any, request: web.Request) -> web.StreamRespo
     `Notification` => each event (an array, or one object) is queued for the function: 202, empty body;
     `Unsubscribe` => 202; anything else => 400. A body it cannot read is a 500 (the extension throws).
     """
-    processor = _PROCESSORS.get(host)
+    processor = getattr(host, "blob_queue", None)  # set by triggers/startup.py
     if processor is None:
         return web.Response(status=503)  # the blob triggers have not started yet
     function_id = request.query.get("functionName", "")
@@ -340,9 +334,15 @@ def blob_created_message(event: dict[str, Any], function_id: str) -> dict[str, A
         parts = parts[1:]  # http://127.0.0.1:10000/<account>/<container>/<blob> (Azurite)
     if len(parts) < 2 or not parts[0] or not parts[-1]:
         raise ValueError(f"data.url '{data['url']}' does not name a blob")
-    return {"Type": "BlobTrigger", "FunctionId": function_id,
-            "BlobType": str(data.get("blobType") or "BlockBlob"), "ContainerName": parts[0],
-            "BlobName": "/".join(parts[1:]), "ETag": str(data.get("eTag") or "").strip('"')}
+    return queue_message(function_id, parts[0], "/".join(parts[1:]), str(data.get("eTag") or "").strip('"'),
+                         str(data.get("blobType") or "BlockBlob"))
+
+
+def queue_message(function_id: str, container: str, blob_name: str, etag: str,
+                  blob_type: str = "BlockBlob") -> dict[str, Any]:
+    """The host queue's BlobTriggerMessage for one blob version."""
+    return {"Type": "BlobTrigger", "FunctionId": function_id, "BlobType": blob_type,
+            "ContainerName": container, "BlobName": blob_name, "ETag": etag}
 
 
 def _path_style(hostname: str, port: int | None) -> bool:

@@ -173,6 +173,7 @@ class TriggerStartup:
             name = host_queue_name(self.host.host_id)
             self._blob_queue = BlobQueueProcessor(host_account, name, self.options, self.watchers)
             self.cleanups.append(self._blob_queue.listener.stop)
+            self.host.blob_queue = self._blob_queue  # for the Event Grid webhook (blob.event_grid_webhook)
         return self._blob_queue
 
     def _add_listener(self, spec: FunctionSpec, needs: list[Need], start: Callable[[], Awaitable[None]],
