@@ -94,6 +94,7 @@ class AppLease:
     async def acquire(self) -> bool:
         """One attempt (ChangeLease when the info names this app as DesiredSwapId, else Acquire)."""
         was_owned = self.owned
+        info: dict[str, Any] = {}
         try:
             info = await self._read_info()
             owner = info.get("OwnerId")
@@ -112,7 +113,7 @@ class AppLease:
                             "until it gets the lease (retrying every %g s); starting, querying and "
                             "signalling instances still work. Processes meant to share a hub need the same "
                             "WEBSITE_SITE_NAME (or DTFX_APP_NAME).", self.hub, self.container.container_name,
-                            self.app_name, self.lease_id, await self._holder(), ACQUIRE_INTERVAL)
+                            self.app_name, self.lease_id, info.get("OwnerId") or "no owner", ACQUIRE_INTERVAL)
             elif not self.refused:
                 log.debug("could not take the app lease of task hub '%s': %s", self.hub, describe(error))
             return False
@@ -204,9 +205,3 @@ class AppLease:
             await self._info.upload_blob(json.dumps(info, separators=(",", ":")).encode(), overwrite=True)
         except Exception as error:
             log.debug("task hub '%s': could not write the app lease info: %s", self.hub, describe(error))
-
-    async def _holder(self) -> str:
-        try:
-            return str((await self._read_info()).get("OwnerId") or "no owner")
-        except Exception:
-            return "an unreadable owner"
